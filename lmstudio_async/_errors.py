@@ -1,0 +1,174 @@
+"""The whole exception tree of lmstudio_async.
+
+Every exception the SDK raises on purpose derives from :class:`LMStudioError`::
+
+    LMStudioError
+    ├── LMStudioConnectionError (also ConnectionError)   the socket could not be opened or dropped
+    │   ├── LMStudioNotFoundError                         no LM Studio answered on any host tried
+    │   └── LMStudioAuthenticationError                   the server refused the client's credentials
+    ├── LMStudioTimeoutError (also TimeoutError)          a phase took longer than its deadline
+    ├── LMStudioServerError                               the server reported an error (payload kept)
+    │   ├── LMStudioModelNotFoundError                    no model matches the key / identifier / query
+    │   ├── LMStudioPresetNotFoundError                   the named preset does not exist
+    │   └── LMStudioChannelError                          an operation's channel ended abnormally
+    ├── LMStudioProtocolError                             the server sent something unusable
+    ├── LMStudioClientClosedError                         the client was used after aclose()
+    ├── LMStudioUsageError (also ValueError)              the caller passed something invalid
+    │   └── LMStudioConfigError                           an invalid prediction / load config
+    └── LMStudioCancelledError                            the operation was cancelled on request
+
+Lower-layer exceptions (aiohttp, msgspec, OSError) are converted at the layer boundary with
+``raise ... from exc``; no user-facing layer lets them through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "LMStudioAuthenticationError",
+    "LMStudioCancelledError",
+    "LMStudioChannelError",
+    "LMStudioClientClosedError",
+    "LMStudioConfigError",
+    "LMStudioConnectionError",
+    "LMStudioError",
+    "LMStudioModelNotFoundError",
+    "LMStudioNotFoundError",
+    "LMStudioPresetNotFoundError",
+    "LMStudioProtocolError",
+    "LMStudioServerError",
+    "LMStudioTimeoutError",
+    "LMStudioUsageError",
+    "server_error_from_payload",
+]
+
+
+class LMStudioError(Exception):
+    """Root of every exception raised by lmstudio_async."""
+
+
+class LMStudioConnectionError(LMStudioError, ConnectionError):
+    """The websocket to LM Studio could not be opened, or it dropped mid-operation.
+
+    The client reconnects on the next call; only the operations that were in flight fail.
+    """
+
+
+class LMStudioNotFoundError(LMStudioConnectionError):
+    """No LM Studio instance answered on any of the hosts that were tried."""
+
+    def __init__(self, message: str, *, hosts_tried: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.hosts_tried = hosts_tried
+
+
+class LMStudioAuthenticationError(LMStudioConnectionError):
+    """The server rejected the client's credentials (API token or guest identity)."""
+
+
+class LMStudioTimeoutError(LMStudioError, TimeoutError):
+    """An operation phase exceeded its deadline; anything running server-side was cancelled."""
+
+
+class LMStudioServerError(LMStudioError):
+    """The server reported an error. ``payload`` holds the parsed server error as sent."""
+
+    def __init__(self, message: str, *, payload: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.payload: Mapping[str, Any] = dict(payload or {})
+
+    @property
+    def title(self) -> str:
+        return str(self.payload.get("title", "Unknown error"))
+
+    @property
+    def code(self) -> str | None:
+        """The machine-readable ``displayData.code`` (e.g. ``generic.noModelMatchingQuery``)."""
+        display = self.payload.get("displayData")
+        if isinstance(display, Mapping):
+            code = display.get("code")
+            return code if isinstance(code, str) else None
+        return None
+
+
+class LMStudioModelNotFoundError(LMStudioServerError):
+    """No model matched the key, identifier or query that was given."""
+
+
+class LMStudioPresetNotFoundError(LMStudioServerError):
+    """The preset named in ``preset=`` does not exist on the server."""
+
+
+class LMStudioChannelError(LMStudioServerError):
+    """An operation's channel was ended by the server with an error."""
+
+
+class LMStudioProtocolError(LMStudioError):
+    """The server sent something this client cannot interpret for the current operation."""
+
+
+class LMStudioClientClosedError(LMStudioError):
+    """The client was used after ``aclose()``; create a new ``LMStudioClient``."""
+
+
+class LMStudioUsageError(LMStudioError, ValueError):
+    """The caller passed an invalid argument; the message says what to change."""
+
+
+class LMStudioConfigError(LMStudioUsageError):
+    """A prediction or load config has an unknown key or an invalid value."""
+
+
+class LMStudioCancelledError(LMStudioError):
+    """The operation was cancelled on request (e.g. a model load cancelled by the caller)."""
+
+
+_MODEL_NOT_FOUND_CODES = frozenset(
+    {
+        "generic.noModelMatchingQuery",
+        "generic.pathNotFound",
+        "generic.identifierNotFound",
+        "generic.specificModelUnloaded",
+    }
+)
+
+
+def _format_server_error(payload: Mapping[str, Any]) -> str:
+    """Render a server error as title, then cause and suggestion when the server gave them."""
+    title = payload.get("title") or payload.get("rootTitle") or "Unknown server error"
+    parts = [str(title)]
+    cause = payload.get("cause")
+    if isinstance(cause, str) and cause:
+        parts.append(f"Cause: {cause}")
+    suggestion = payload.get("suggestion")
+    if isinstance(suggestion, str) and suggestion:
+        parts.append(f"Suggestion: {suggestion}")
+    display = payload.get("displayData")
+    if isinstance(display, Mapping):
+        sample = display.get("loadedModelsSample") or display.get("availablePathsSample")
+        if isinstance(sample, list) and sample:
+            parts.append("Available: " + ", ".join(str(s) for s in sample))
+        elif isinstance(display.get("availablePresetsSample"), list):
+            presets = display["availablePresetsSample"]
+            names = [str(p.get("identifier", p)) for p in presets if isinstance(p, Mapping)]
+            if names:
+                parts.append("Available presets: " + ", ".join(names))
+    return "\n".join(parts)
+
+
+def server_error_from_payload(
+    payload: Any, *, default: type[LMStudioServerError] = LMStudioServerError
+) -> LMStudioServerError:
+    """Build the most specific exception for a serialized server error (``displayData.code``)."""
+    if not isinstance(payload, Mapping):
+        payload = {"title": str(payload)}
+    message = _format_server_error(payload)
+    display = payload.get("displayData")
+    code = display.get("code") if isinstance(display, Mapping) else None
+    if code in _MODEL_NOT_FOUND_CODES:
+        return LMStudioModelNotFoundError(message, payload=payload)
+    if code == "generic.presetNotFound":
+        return LMStudioPresetNotFoundError(message, payload=payload)
+    return default(message, payload=payload)
