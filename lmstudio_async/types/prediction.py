@@ -1,0 +1,100 @@
+"""What a prediction streams (``PredictionFragment``) and what it finally returns."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from .chat import ToolCallRequest
+from .config import PredictionConfig
+from .kv import KVConfig
+from .load_config import LLMLoadConfig
+from .models import LLMInstanceInfo
+
+__all__ = [
+    "PredictionFragment",
+    "PredictionResult",
+    "PredictionStats",
+    "PromptProcessingDetails",
+    "ReasoningType",
+    "StopReason",
+    "ToolCallRequest",
+]
+
+ReasoningType = Literal["none", "reasoning", "reasoningStartTag", "reasoningEndTag"]
+"""Where a fragment sits relative to a reasoning block (tag text has its own types)."""
+
+StopReason = Literal[
+    "userStopped",
+    "modelUnloaded",
+    "failed",
+    "eosFound",
+    "stopStringFound",
+    "toolCalls",
+    "maxPredictedTokensReached",
+    "contextLengthReached",
+]
+"""Why generation ended."""
+
+
+class PredictionFragment(msgspec.Struct, rename="camel", kw_only=True, gc=False):
+    """A piece of streamed output, decoded directly from the wire ``fragment`` object.
+
+    Every field is always encoded (HEAD clients require all five); ``is_structural`` defaults
+    to ``False`` for servers that predate it.
+    """
+
+    content: str
+    tokens_count: int = 0
+    contains_drafted: bool = False
+    reasoning_type: ReasoningType = "none"
+    is_structural: bool = False
+
+
+class PromptProcessingDetails(msgspec.Struct, rename="camel", kw_only=True, gc=False):
+    """Token counts while the prompt is processed (total = cached + processed + unprocessed)."""
+
+    cached_token_count: int
+    total_prompt_token_count: int
+    processed_prompt_token_count: int
+    unprocessed_prompt_token_count: int
+
+
+class PredictionStats(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True, gc=False):
+    """Statistics of a finished prediction; only ``stop_reason`` is always present."""
+
+    stop_reason: StopReason
+    stop_string: str | None = None
+    tokens_per_second: float | None = None
+    num_gpu_layers: float | None = None
+    time_to_first_token_sec: float | None = None
+    total_time_sec: float | None = None
+    prompt_tokens_count: int | None = None
+    predicted_tokens_count: int | None = None
+    total_tokens_count: int | None = None
+    used_draft_model_key: str | None = None
+    total_draft_tokens_count: int | None = None
+    accepted_draft_tokens_count: int | None = None
+    rejected_draft_tokens_count: int | None = None
+    ignored_draft_tokens_count: int | None = None
+
+
+class PredictionResult(msgspec.Struct, kw_only=True):
+    """The outcome of a prediction.
+
+    ``content`` is all fragment text (reasoning tags included); ``reasoning_content`` and
+    ``non_reasoning_content`` split it, leaving out structural fragments. ``load_config`` and
+    ``prediction_config`` are the server's effective settings in typed form; the ``raw_*``
+    fields keep every key the server sent.
+    """
+
+    content: str
+    reasoning_content: str
+    non_reasoning_content: str
+    stats: PredictionStats
+    model_info: LLMInstanceInfo
+    load_config: LLMLoadConfig
+    prediction_config: PredictionConfig
+    raw_load_config: KVConfig
+    raw_prediction_config: KVConfig
