@@ -1,0 +1,241 @@
+"""Endpoints ``llm`` and ``embedding`` share (PROTOCOL.md §3.1): list, info, load, unload,
+tokenization. Each builder takes the domain so one implementation serves both namespaces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import _envelope as env
+from . import _models
+from ._catalog import Instance, ModelSpec, ModelType
+from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
+from ._envelope import InvalidParameter, SimulatorError
+
+__all__ = ["base_model_namespace", "default_prediction_fields"]
+
+_LOAD_STEPS = 4
+
+
+def default_prediction_fields() -> dict[str, Any]:
+    """The app's model-default prediction settings (schema defaults from PROTOCOL.md §3.3)."""
+    return {
+        "llm.prediction.temperature": 0.8,
+        "llm.prediction.maxPredictedTokens": {"checked": False, "value": 1000},
+        "llm.prediction.topPSampling": {"checked": True, "value": 0.95},
+        "llm.prediction.topKSampling": 40,
+        "llm.prediction.minPSampling": {"checked": True, "value": 0.05},
+        "llm.prediction.repeatPenalty": {"checked": True, "value": 1.1},
+        "llm.prediction.stopStrings": [],
+        "llm.prediction.toolCallStopStrings": [],
+        "llm.prediction.contextOverflowPolicy": "truncateMiddle",
+        "llm.prediction.structured": {"type": "none"},
+        "llm.prediction.tools": {"type": "none"},
+        "llm.prediction.reasoning.parsing": {
+            "enabled": True,
+            "startString": "<think>",
+            "endString": "</think>",
+        },
+        "llm.prediction.llama.cpuThreads": 4,
+    }
+
+
+def _void(param: Any) -> None:
+    if param is not MISSING:
+        raise InvalidParameter("expected no parameter")
+
+
+@dataclass(frozen=True)
+class _LoadRequest:
+    key: str
+    identifier: str | None
+    ttl_ms: int | None
+    load_fields: list[dict[str, Any]]
+
+
+def _load_fields(param: dict[str, Any]) -> list[dict[str, Any]]:
+    stack = env.require_config_stack(param, "loadConfigStack")
+    return [{"key": k, "value": v} for k, v in env.flatten_stack(stack).items()]
+
+
+class _BaseModelEndpoints:
+    def __init__(self, domain: ModelType) -> None:
+        self.domain = domain
+        self.ctx_key = f"{domain}.load.contextLength"
+
+    # ---- RPCs ----------------------------------------------------------------------------
+
+    async def list_loaded(self, conn: Connection, param: Any) -> Any:
+        _void(param)
+        return [i.info() for i in conn.state.loaded(self.domain)]
+
+    async def get_model_info(self, conn: Connection, param: Any) -> Any:
+        param = env.require_object(param, "parameter")
+        specifier = env.require_specifier(param, "specifier")
+        throw = env.require_bool(param, "throwIfNotFound")
+        try:
+            return conn.state.resolve(self.domain, specifier, by_identifier_error=True).info()
+        except SimulatorError:
+            if throw:
+                raise
+            return MISSING
+
+    def _resolve_rpc(self, conn: Connection, param: Any) -> tuple[dict[str, Any], Instance]:
+        param = env.require_object(param, "parameter")
+        specifier = env.require_specifier(param, "specifier")
+        return param, conn.state.resolve(self.domain, specifier, by_identifier_error=True)
+
+    async def get_load_config(self, conn: Connection, param: Any) -> Any:
+        return self._resolve_rpc(conn, param)[1].load_config()
+
+    async def get_base_prediction_config(self, conn: Connection, param: Any) -> Any:
+        self._resolve_rpc(conn, param)
+        fields = default_prediction_fields() if self.domain == "llm" else {}
+        return {"fields": [{"key": k, "value": v} for k, v in fields.items()]}
+
+    async def get_processing_state(self, conn: Connection, param: Any) -> Any:
+        param = env.require_object(param, "parameter")
+        specifier = env.require_specifier(param, "specifier")
+        throw = env.require_bool(param, "throwIfNotFound")
+        try:
+            instance = conn.state.resolve(self.domain, specifier, by_identifier_error=True)
+        except SimulatorError:
+            if throw:
+                raise
+            return MISSING
+        busy = any(
+            r.status == "running" and r.model_identifier == instance.identifier
+            for r in conn.state.predictions
+        )
+        return {"status": "generating" if busy else "idle", "queued": 0}
+
+    async def unload_model(self, conn: Connection, param: Any) -> Any:
+        param = env.require_object(param, "parameter")
+        identifier = env.require_str(param, "identifier")
+        env.optional_nullable_str(param, "deviceIdentifier")
+        instance = conn.state.by_identifier(identifier)
+        if instance is None or instance.spec.type != self.domain:
+            raise conn.state.identifier_not_found(identifier, self.domain)
+        conn.state.instances.remove(instance)
+        return MISSING
+
+    async def tokenize(self, conn: Connection, param: Any) -> Any:
+        param, instance = self._resolve_rpc(conn, param)
+        text = param.get("inputString")
+        if not isinstance(text, str):
+            raise InvalidParameter("inputString: expected string")
+        instance.touch()
+        return {"tokens": _models.tokenize(text)}
+
+    async def count_tokens(self, conn: Connection, param: Any) -> Any:
+        tokens = (await self.tokenize(conn, param))["tokens"]
+        return {"tokenCount": len(tokens)}
+
+    # ---- loading channels ----------------------------------------------------------------
+
+    def validate_load(self, param: Any) -> _LoadRequest:
+        param = env.require_object(param, "creationParameter")
+        key = env.require_str(param, "modelKey")
+        identifier = env.optional_str(param, "identifier")
+        env.optional_nullable_str(param, "deviceIdentifier")
+        ttl = env.optional_positive_int(param, "ttlMs")
+        return _LoadRequest(key, identifier, ttl, _load_fields(param))
+
+    def validate_get_or_load(self, param: Any) -> _LoadRequest:
+        param = env.require_object(param, "creationParameter")
+        identifier = env.require_str(param, "identifier")
+        env.optional_nullable_str(param, "deviceIdentifier")
+        ttl = env.optional_positive_int(param, "loadTtlMs")
+        return _LoadRequest(identifier, None, ttl, _load_fields(param))
+
+    def _spec_for(self, ctx: ChannelContext, key: str) -> ModelSpec:
+        spec = ctx.state.find_spec(key)
+        if spec is None:
+            raise ctx.state.path_not_found(key)
+        if spec.type != self.domain:
+            raise ctx.state.domain_mismatch(spec, self.domain)
+        return spec
+
+    async def _simulate_load(
+        self,
+        ctx: ChannelContext,
+        spec: ModelSpec,
+        identifier: str,
+        request: _LoadRequest,
+        progress_type: str,
+    ) -> Instance:
+        step = ctx.state.load_duration / _LOAD_STEPS
+        for n in range(1, _LOAD_STEPS + 1):
+            if await ctx.wait_cancel(step):
+                raise SimulatorError(
+                    env.serialized_error(f'Loading of model "{spec.model_key}" was cancelled')
+                )
+            await ctx.send({"type": progress_type, "progress": n / _LOAD_STEPS})
+        if ctx.state.by_identifier(identifier) is not None:
+            raise _identifier_taken(identifier)
+        fields = {e["key"]: e["value"] for e in request.load_fields}
+        context = fields.get(self.ctx_key)
+        context_length = (
+            min(int(context), spec.max_context_length)
+            if isinstance(context, int) and context > 0
+            else None
+        )
+        return ctx.state.add_instance(
+            spec,
+            identifier,
+            ttl_ms=request.ttl_ms,
+            context_length=context_length,
+            load_fields=request.load_fields,
+        )
+
+    async def run_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
+        spec = self._spec_for(ctx, request.key)
+        if request.identifier is not None and ctx.state.by_identifier(request.identifier):
+            raise _identifier_taken(request.identifier)
+        identifier = request.identifier or ctx.state.default_identifier(spec)
+        await ctx.send({"type": "resolved", "info": spec.info()})
+        instance = await self._simulate_load(ctx, spec, identifier, request, "progress")
+        await ctx.send({"type": "success", "info": instance.info()})
+
+    async def run_get_or_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
+        existing = ctx.state.by_identifier(request.key)
+        if existing is not None:
+            if existing.spec.type != self.domain:
+                raise ctx.state.domain_mismatch(existing.spec, self.domain)
+            await ctx.send({"type": "alreadyLoaded", "info": existing.info()})
+            return
+        spec = self._spec_for(ctx, request.key)
+        identifier = ctx.state.default_identifier(spec)
+        await ctx.send({"type": "startLoading", "identifier": identifier, "info": spec.info()})
+        instance = await self._simulate_load(ctx, spec, identifier, request, "loadProgress")
+        await ctx.send({"type": "loadSuccess", "info": instance.info()})
+
+
+def _identifier_taken(identifier: str) -> SimulatorError:
+    return SimulatorError(
+        env.serialized_error(
+            f'A model with identifier "{identifier}" is already loaded',
+            suggestion="Choose another identifier or unload the existing instance first.",
+        )
+    )
+
+
+def base_model_namespace(domain: ModelType) -> Namespace:
+    """A namespace pre-filled with the shared base-model endpoints for ``domain``."""
+    e = _BaseModelEndpoints(domain)
+    return Namespace(
+        rpcs={
+            "listLoaded": e.list_loaded,
+            "getModelInfo": e.get_model_info,
+            "getLoadConfig": e.get_load_config,
+            "getBasePredictionConfig": e.get_base_prediction_config,
+            "getInstanceProcessingState": e.get_processing_state,
+            "unloadModel": e.unload_model,
+            "tokenize": e.tokenize,
+            "countTokens": e.count_tokens,
+        },
+        channels={
+            "loadModel": ChannelEndpoint(e.validate_load, e.run_load),
+            "getOrLoad": ChannelEndpoint(e.validate_get_or_load, e.run_get_or_load),
+        },
+    )

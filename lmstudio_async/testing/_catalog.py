@@ -1,0 +1,185 @@
+"""Downloaded models (the catalog) and loaded instances, as LM Studio describes them.
+
+The wire dictionaries built here carry the newest ("HEAD") superset of fields so that both the
+newest JS client and older Python clients accept them (PROTOCOL.md §5.5 and §6 item 16).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Instance", "ModelSpec", "default_catalog"]
+
+ModelType = Literal["llm", "embedding"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """A downloaded model the simulator knows about.
+
+    Only ``model_key`` is required; every other field has a plausible default. ``reasoning``
+    makes the default reply of an LLM start with a ``<think>`` segment.
+    """
+
+    model_key: str
+    type: ModelType = "llm"
+    display_name: str | None = None
+    publisher: str = "lmstudio-community"
+    path: str | None = None
+    size_bytes: int = 1_000_000_000
+    architecture: str = "llama"
+    params_string: str | None = "1B"
+    quantization_name: str | None = "Q4_K_M"
+    quantization_bits: int = 4
+    format: str = "gguf"
+    vision: bool = False
+    trained_for_tool_use: bool = False
+    reasoning: bool = False
+    max_context_length: int = 32768
+    default_context_length: int = 4096
+    embedding_dimensions: int = 768
+
+    @property
+    def wire_path(self) -> str:
+        """The model's relative path (``publisher/repo/file``)."""
+        if self.path is not None:
+            return self.path
+        return f"{self.publisher}/{self.model_key}-GGUF/{self.model_key}.gguf"
+
+    @property
+    def wire_display_name(self) -> str:
+        """The display name, derived from the key when not given."""
+        return self.display_name or self.model_key
+
+    def info(self) -> dict[str, Any]:
+        """``LLMInfo``/``EmbeddingModelInfo`` as sent by ``listDownloadedModels``."""
+        info: dict[str, Any] = {
+            "type": self.type,
+            "modelKey": self.model_key,
+            "format": self.format,
+            "displayName": self.wire_display_name,
+            "publisher": self.publisher,
+            "path": self.wire_path,
+            "sizeBytes": self.size_bytes,
+            "indexedModelIdentifier": self.wire_path,
+            "deviceIdentifier": None,
+            "architecture": self.architecture,
+        }
+        if self.params_string is not None:
+            info["paramsString"] = self.params_string
+        if self.quantization_name is not None:
+            info["quantization"] = {"name": self.quantization_name, "bits": self.quantization_bits}
+        if self.type == "llm":
+            info["vision"] = self.vision
+            info["trainedForToolUse"] = self.trained_for_tool_use
+        info["maxContextLength"] = self.max_context_length
+        return info
+
+
+@dataclass(kw_only=True)
+class Instance:
+    """A loaded model instance (server-wide state, shared by every connection)."""
+
+    spec: ModelSpec
+    identifier: str
+    instance_reference: str
+    context_length: int
+    ttl_ms: int | None = None
+    load_fields: list[dict[str, Any]] = field(default_factory=list)
+    last_used_time: float | None = None
+
+    def touch(self) -> None:
+        """Record use, as LM Studio does for TTL bookkeeping."""
+        self.last_used_time = time.time() * 1000.0
+
+    def info(self) -> dict[str, Any]:
+        """``LLMInstanceInfo``/``EmbeddingModelInstanceInfo``."""
+        info = self.spec.info()
+        info["identifier"] = self.identifier
+        info["instanceReference"] = self.instance_reference
+        info["ttlMs"] = self.ttl_ms
+        info["lastUsedTime"] = None if self.last_used_time is None else int(self.last_used_time)
+        info["contextLength"] = self.context_length
+        return info
+
+    def load_config(self) -> dict[str, Any]:
+        """The effective (flattened) load ``KVConfig``."""
+        prefix = "llm.load" if self.spec.type == "llm" else "embedding.load"
+        fields: dict[str, Any] = {
+            f"{prefix}.contextLength": self.context_length,
+            f"{prefix}.llama.acceleration.offloadRatio": 1,
+            f"{prefix}.llama.keepModelInMemory": True,
+            f"{prefix}.llama.tryMmap": True,
+        }
+        if self.spec.type == "llm":
+            fields["llm.load.llama.flashAttention"] = False
+            fields["llm.load.llama.evalBatchSize"] = 512
+        for entry in self.load_fields:
+            fields[entry["key"]] = entry["value"]
+        # The instance's actual context length wins over whatever the request said.
+        fields[f"{prefix}.contextLength"] = self.context_length
+        return {"fields": [{"key": k, "value": v} for k, v in fields.items()]}
+
+
+def default_catalog() -> list[ModelSpec]:
+    """The models a fresh simulator reports as downloaded.
+
+    ``qwen2.5-7b-instruct`` (default LLM, tool use), ``google/gemma-3-4b`` (vision, tool use),
+    ``qwen3-4b-thinking`` (replies start with a reasoning segment) and
+    ``text-embedding-nomic-embed-text-v1.5`` (768-dimensional embeddings).
+    """
+    return [
+        ModelSpec(
+            model_key="qwen2.5-7b-instruct",
+            display_name="Qwen2.5 7B Instruct",
+            publisher="lmstudio-community",
+            path="lmstudio-community/Qwen2.5-7B-Instruct-GGUF/Qwen2.5-7B-Instruct-Q4_K_M.gguf",
+            size_bytes=4_683_073_952,
+            architecture="qwen2",
+            params_string="7B",
+            trained_for_tool_use=True,
+            max_context_length=32768,
+            default_context_length=4096,
+        ),
+        ModelSpec(
+            model_key="google/gemma-3-4b",
+            display_name="Gemma 3 4B",
+            publisher="lmstudio-community",
+            path="lmstudio-community/gemma-3-4b-it-GGUF/gemma-3-4b-it-Q4_K_M.gguf",
+            size_bytes=3_341_081_024,
+            architecture="gemma3",
+            params_string="4B",
+            vision=True,
+            trained_for_tool_use=True,
+            max_context_length=131072,
+            default_context_length=4096,
+        ),
+        ModelSpec(
+            model_key="qwen3-4b-thinking",
+            display_name="Qwen3 4B Thinking 2507",
+            publisher="lmstudio-community",
+            path="lmstudio-community/Qwen3-4B-Thinking-2507-GGUF/Qwen3-4B-Thinking-2507-Q4_K_M.gguf",
+            size_bytes=2_497_280_256,
+            architecture="qwen3",
+            params_string="4B",
+            trained_for_tool_use=True,
+            reasoning=True,
+            max_context_length=262144,
+            default_context_length=4096,
+        ),
+        ModelSpec(
+            model_key="text-embedding-nomic-embed-text-v1.5",
+            type="embedding",
+            display_name="Nomic Embed Text v1.5",
+            publisher="nomic-ai",
+            path="nomic-ai/nomic-embed-text-v1.5-GGUF/nomic-embed-text-v1.5.Q4_K_M.gguf",
+            size_bytes=84_106_624,
+            architecture="nomic-bert",
+            params_string=None,
+            max_context_length=2048,
+            default_context_length=2048,
+            embedding_dimensions=768,
+        ),
+    ]

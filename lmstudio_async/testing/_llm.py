@@ -1,0 +1,453 @@
+"""The ``llm`` namespace: base-model endpoints plus prediction (PROTOCOL.md §3).
+
+A prediction is planned first (a list of fragments, tool calls and a stop reason, all pure
+data) and then streamed; faults, pacing and cancellation only affect the streaming loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from . import _envelope as env
+from . import _models
+from ._basemodel import base_model_namespace, default_prediction_fields
+from ._catalog import Instance
+from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
+from ._envelope import InvalidParameter, SimulatorError
+from ._faults import Faults
+from ._scripting import PredictionRecord, ScriptedReply, ScriptedToolCall
+
+__all__ = ["llm_namespace"]
+
+_UNKNOWN_CHANNEL_ID = 987_654_321
+_COMPLETE_MODE_LAYER = "completeModeFormatting"
+
+
+@dataclass(frozen=True)
+class _PredictRequest:
+    endpoint: str
+    specifier: dict[str, Any]
+    history: dict[str, Any] | None
+    raw_prompt: str | None
+    stack: dict[str, Any]
+    preset: str | None
+
+
+@dataclass(frozen=True)
+class _Fragment:
+    content: str
+    reasoning_type: str = "none"
+    structural: bool = False
+
+    def packet(self) -> dict[str, Any]:
+        return {
+            "type": "fragment",
+            "fragment": {
+                "content": self.content,
+                "tokensCount": 1,
+                "containsDrafted": False,
+                "reasoningType": self.reasoning_type,
+                "isStructural": self.structural,
+            },
+        }
+
+
+@dataclass
+class _Plan:
+    fragments: list[_Fragment]
+    tool_calls: Sequence[ScriptedToolCall] = ()
+    stop_reason: str = "eosFound"
+    stop_string: str | None = None
+
+
+def _validate_common(param: Any) -> dict[str, Any]:
+    obj = env.require_object(param, "creationParameter")
+    env.require_specifier(obj, "modelSpecifier")  # validated here, resolved when run
+    env.require_config_stack(obj, "predictionConfigStack")
+    env.optional_str(obj, "fuzzyPresetIdentifier")
+    if "ignoreServerSessionConfig" in obj and not isinstance(
+        obj["ignoreServerSessionConfig"], bool
+    ):
+        raise InvalidParameter("ignoreServerSessionConfig: expected boolean")
+    return obj
+
+
+def _validate_predict(param: Any) -> _PredictRequest:
+    param = _validate_common(param)
+    history = env.require_history(param, "history")
+    return _PredictRequest(
+        "predict",
+        param["modelSpecifier"],
+        history,
+        None,
+        param["predictionConfigStack"],
+        param.get("fuzzyPresetIdentifier"),
+    )
+
+
+def _validate_complete(param: Any) -> _PredictRequest:
+    param = _validate_common(param)
+    raw = param.get("rawPrompt")
+    if not isinstance(raw, str):
+        raise InvalidParameter("rawPrompt: expected string")
+    return _PredictRequest(
+        "completeRawText",
+        param["modelSpecifier"],
+        None,
+        raw,
+        param["predictionConfigStack"],
+        param.get("fuzzyPresetIdentifier"),
+    )
+
+
+def _history_text(history: dict[str, Any]) -> str:
+    """What a ``completeModeFormatting`` template renders: the message texts concatenated."""
+    return "".join(
+        part.get("text", "")
+        for message in history.get("messages", [])
+        for part in message.get("content", [])
+        if part.get("type") == "text"
+    )
+
+
+def _cut_at_stop_string(
+    fragments: list[_Fragment], stop_strings: Sequence[str]
+) -> tuple[list[_Fragment], str | None]:
+    text = "".join(f.content for f in fragments)
+    hits = [(text.find(s), s) for s in stop_strings if s and s in text]
+    if not hits:
+        return fragments, None
+    cut, stop = min(hits)
+    kept: list[_Fragment] = []
+    position = 0
+    for fragment in fragments:
+        if position >= cut:
+            break
+        piece = fragment.content[: cut - position]
+        kept.append(_Fragment(piece))
+        position += len(fragment.content)
+    return kept, stop
+
+
+def _plan(
+    instance: Instance,
+    req: _PredictRequest,
+    config: dict[str, Any],
+    script: ScriptedReply | None,
+    completion_prompt: str | None,
+) -> _Plan:
+    structured = config.get("llm.prediction.structured") or {}
+    is_json = structured.get("type") == "json" and "jsonSchema" in structured
+    if script is not None:
+        content = script.content
+        reasoning = script.reasoning
+        contents = list(script.fragments) if script.fragments is not None else None
+    else:
+        if completion_prompt is not None:
+            content = _models.default_completion(completion_prompt)
+        elif is_json:
+            content = json.dumps(_models.instance_for_schema(structured["jsonSchema"]))
+        else:
+            content = _models.default_reply(req.history or {})
+        reasoning = None
+        if instance.spec.reasoning and completion_prompt is None and not is_json:
+            reasoning = _models.default_reasoning(req.history or {})
+        contents = None
+    body = [_Fragment(c) for c in (contents or _models.split_words(content))]
+    plan = _Plan(body, tool_calls=script.tool_calls if script else ())
+    if script is not None and script.stop_reason is not None:
+        plan.stop_reason = script.stop_reason
+
+    stop_strings = config.get("llm.prediction.stopStrings") or []
+    plan.fragments, plan.stop_string = _cut_at_stop_string(body, stop_strings)
+    if plan.stop_string is not None:
+        plan.stop_reason = "stopStringFound"
+        plan.tool_calls = ()
+
+    if reasoning is not None:
+        parsing = config.get("llm.prediction.reasoning.parsing") or {}
+        start = parsing.get("startString") or "<think>"
+        end = parsing.get("endString") or "</think>"
+        plan.fragments = [
+            _Fragment(start, "reasoningStartTag", True),
+            *(_Fragment(w, "reasoning") for w in _models.split_words(reasoning)),
+            _Fragment(end, "reasoningEndTag", True),
+            *plan.fragments,
+        ]
+
+    limit = config.get("llm.prediction.maxPredictedTokens")
+    if (
+        isinstance(limit, dict)
+        and limit.get("checked")
+        and isinstance(limit.get("value"), int)
+        and len(plan.fragments) > limit["value"]
+    ):
+        plan.fragments = plan.fragments[: limit["value"]]
+        plan.stop_reason = "maxPredictedTokensReached"
+        plan.stop_string = None
+        plan.tool_calls = ()
+    return plan
+
+
+class _Prediction:
+    """Streams one planned prediction onto its channel."""
+
+    def __init__(
+        self,
+        ctx: ChannelContext,
+        instance: Instance,
+        record: PredictionRecord,
+        faults: Faults,
+        config: dict[str, Any],
+    ) -> None:
+        self.ctx = ctx
+        self.instance = instance
+        self.record = record
+        self.faults = faults
+        self.config = config
+        self.tokens = 0
+        self.first_token_at: float | None = None
+
+    async def _fault_point(self, sent: int) -> bool:
+        """Apply faults due after ``sent`` fragments; True if a stall ended in a cancel."""
+        f, ctx = self.faults, self.ctx
+        if f.malformed_json_after_fragments == sent:
+            await ctx.conn.send_garbage('{"type": "channelSend", "channelId": ')
+        if f.unknown_packet_after_fragments == sent:
+            await ctx.send({"type": "simulatorUnknownPacket", "detail": "fault injection"})
+        if f.unknown_channel_after_fragments == sent:
+            packet = _Fragment("ghost ").packet()
+            await ctx.conn.send(env.channel_send(_UNKNOWN_CHANNEL_ID, packet))
+        if f.unknown_envelope_after_fragments == sent:
+            await ctx.conn.send(env.encode({"type": "simulatorUnknownEnvelope"}))
+        if f.channel_error_after_fragments == sent:
+            raise SimulatorError(
+                env.serialized_error(
+                    "Simulated engine failure", cause="Fault injected by the simulator"
+                )
+            )
+        if f.drop_after_fragments == sent:
+            ctx.conn.close_now()
+            await anyio.sleep_forever()
+        if f.stall_after_fragments == sent:
+            return await ctx.wait_cancel(None)
+        return False
+
+    async def stream(self, plan: _Plan, script: ScriptedReply | None, prompt_tokens: int) -> None:
+        ctx, record = self.ctx, self.record
+        started = time.monotonic()
+        for progress in (0, 1):
+            await ctx.send(
+                {
+                    "type": "promptProcessingProgress",
+                    "progress": progress,
+                    "details": {
+                        "cachedTokenCount": 0,
+                        "totalPromptTokenCount": prompt_tokens,
+                        "processedPromptTokenCount": prompt_tokens * progress,
+                        "unprocessedPromptTokenCount": prompt_tokens * (1 - progress),
+                    },
+                }
+            )
+        delay = self.faults.delay_before_first_fragment
+        tps = None
+        if script is not None:
+            delay += script.time_to_first_token
+            tps = script.tokens_per_second
+        stopped = bool(delay) and await ctx.wait_cancel(delay)
+        interval = 1.0 / tps if tps else 0.0
+        for index, fragment in enumerate(plan.fragments):
+            if stopped:
+                break
+            stopped = await self._fault_point(index)
+            if stopped or ctx.cancel_requested.is_set():
+                stopped = True
+                break
+            if index and interval and await ctx.wait_cancel(interval):
+                stopped = True
+                break
+            await ctx.send(fragment.packet())
+            await anyio.lowlevel.checkpoint()  # let a cancel arriving mid-stream be seen
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self.tokens += 1
+            record.fragments_sent += 1
+            record.content += fragment.content
+        if not stopped:
+            stopped = await self._fault_point(len(plan.fragments))
+        if not stopped:
+            stopped = await self._tool_calls(plan.tool_calls)
+        stop_reason = "userStopped" if stopped else plan.stop_reason
+        await ctx.send(self._success(plan, stop_reason, started, prompt_tokens, tps))
+        record.status = "cancelled" if stopped else "finished"
+
+    async def _tool_calls(self, calls: Sequence[ScriptedToolCall]) -> bool:
+        for call in calls:
+            if self.ctx.cancel_requested.is_set():
+                return True
+            call_id = call.id or self.ctx.state.next_tool_call_id()
+            raw = json.dumps({"name": call.name, "arguments": call.arguments})
+            raw_content = f"<tool_call>\n{raw}\n</tool_call>"
+            await self.ctx.send({"type": "toolCallGenerationStart", "toolCallId": call_id})
+            if call.fail:
+                error = env.serialized_error(
+                    "Failed to parse tool call", cause="Fault injected by the simulator"
+                )
+                packet = {"type": "toolCallGenerationFailed", "error": error}
+                await self.ctx.send({**packet, "rawContent": raw_content})
+                continue
+            await self.ctx.send({"type": "toolCallGenerationNameReceived", "name": call.name})
+            await self.ctx.send(
+                {
+                    "type": "toolCallGenerationArgumentFragmentGenerated",
+                    "content": json.dumps(call.arguments),
+                }
+            )
+            request = {
+                "type": "function",
+                "id": call_id,
+                "name": call.name,
+                "arguments": call.arguments,
+            }
+            await self.ctx.send(
+                {
+                    "type": "toolCallGenerationEnd",
+                    "toolCallRequest": request,
+                    "rawContent": raw_content,
+                }
+            )
+        return False
+
+    def _success(
+        self,
+        plan: _Plan,
+        stop_reason: str,
+        started: float,
+        prompt_tokens: int,
+        tps: float | None,
+    ) -> dict[str, Any]:
+        now = time.monotonic()
+        stats: dict[str, Any] = {"stopReason": stop_reason}
+        if stop_reason == "stopStringFound" and plan.stop_string is not None:
+            stats["stopString"] = plan.stop_string
+        if self.tokens and self.first_token_at is not None:
+            generating = max(now - self.first_token_at, 1e-6)
+            rate = tps if tps else self.tokens / generating
+            if math.isfinite(rate):
+                stats["tokensPerSecond"] = rate
+        stats["numGpuLayers"] = -1
+        if self.first_token_at is not None:
+            stats["timeToFirstTokenSec"] = self.first_token_at - started
+        stats["totalTimeSec"] = now - started
+        stats["promptTokensCount"] = prompt_tokens
+        stats["predictedTokensCount"] = self.tokens
+        stats["totalTokensCount"] = prompt_tokens + self.tokens
+        effective = {**default_prediction_fields(), **self.config}
+        return {
+            "type": "success",
+            "stats": stats,
+            "modelInfo": self.instance.info(),
+            "loadModelConfig": self.instance.load_config(),
+            "predictionConfig": {"fields": [{"key": k, "value": v} for k, v in effective.items()]},
+        }
+
+
+def _preset_not_found(name: str) -> SimulatorError:
+    return SimulatorError(
+        env.serialized_error(
+            f'Cannot find a preset matching "{name}"',
+            display_data={
+                "code": "generic.presetNotFound",
+                "specifiedFuzzyPresetIdentifier": name,
+                "availablePresetsSample": [],
+                "totalAvailablePresets": 0,
+            },
+        )
+    )
+
+
+async def _run_prediction(ctx: ChannelContext, req: _PredictRequest) -> None:
+    state = ctx.state
+    instance = state.resolve("llm", req.specifier, by_identifier_error=False)
+    if req.preset is not None:
+        raise _preset_not_found(req.preset)
+    config = env.flatten_stack(req.stack)
+    layer_names = {layer["layerName"] for layer in req.stack["layers"]}
+    completion_prompt = req.raw_prompt
+    if completion_prompt is None and _COMPLETE_MODE_LAYER in layer_names and req.history:
+        # Older clients (lmstudio-python 1.5) complete via predict + a template layer.
+        completion_prompt = _history_text(req.history)
+    record = PredictionRecord(
+        connection_id=ctx.conn.id,
+        channel_id=ctx.channel_id,
+        endpoint=req.endpoint,
+        model_identifier=instance.identifier,
+        history=req.history,
+        raw_prompt=completion_prompt,
+        config_stack=req.stack,
+    )
+    state.predictions.append(record)
+
+    def on_cancel() -> None:
+        record.cancel_received = True
+
+    ctx.on_cancel = on_cancel
+    instance.touch()
+    try:
+        script = state.script_for(instance)
+        if script is not None and script.error is not None:
+            raise SimulatorError(script.error)
+        faults = script.faults if script is not None and script.faults else state.faults
+        plan = _plan(instance, req, config, script, completion_prompt)
+        if script is not None and script.prompt_tokens is not None:
+            prompt_tokens = script.prompt_tokens
+        elif completion_prompt is not None:
+            prompt_tokens = len(_models.tokenize(completion_prompt))
+        else:
+            tools = (config.get("llm.prediction.tools") or {}).get("tools")
+            formatted = _models.apply_prompt_template(req.history or {}, tools)
+            prompt_tokens = len(_models.tokenize(formatted))
+        await _Prediction(ctx, instance, record, faults, config).stream(plan, script, prompt_tokens)
+    except anyio.get_cancelled_exc_class():
+        record.status = "disconnected"
+        raise
+    except BaseException:
+        record.status = "errored"
+        raise
+
+
+async def _apply_prompt_template(conn: Connection, param: Any) -> Any:
+    param = env.require_object(param, "parameter")
+    specifier = env.require_specifier(param, "specifier")
+    history = env.require_history(param, "history")
+    env.require_config_stack(param, "predictionConfigStack")
+    opts = env.require_object(param.get("opts", {}), "opts")
+    conn.state.resolve("llm", specifier, by_identifier_error=True)
+    return {"formatted": _models.apply_prompt_template(history, opts.get("toolDefinitions"))}
+
+
+async def _preload_draft_model(conn: Connection, param: Any) -> Any:
+    param = env.require_object(param, "parameter")
+    conn.state.resolve("llm", env.require_specifier(param, "specifier"), by_identifier_error=True)
+    key = env.require_str(param, "draftModelKey")
+    if conn.state.find_spec(key) is None:
+        raise conn.state.path_not_found(key)
+    return MISSING
+
+
+def llm_namespace() -> Namespace:
+    """All ``/llm`` endpoints."""
+    ns = base_model_namespace("llm")
+    ns.rpcs["applyPromptTemplate"] = _apply_prompt_template
+    ns.rpcs["preloadDraftModel"] = _preload_draft_model
+    ns.channels["predict"] = ChannelEndpoint(_validate_predict, _run_prediction)
+    ns.channels["completeRawText"] = ChannelEndpoint(_validate_complete, _run_prediction)
+    return ns

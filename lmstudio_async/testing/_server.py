@@ -1,0 +1,354 @@
+"""The simulator's HTTP/websocket front: aiohttp app, authentication, public API.
+
+Authentication mirrors the app's ``AuthenticatedWsServer`` + ``FcfsAuthenticator``
+(PROTOCOL.md §1.3): every frame before a valid auth packet is tried as one, invalid ones are
+ignored, a timeout fails the socket, and a client identifier is bound to the first passkey
+seen until its last socket closes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import anyio
+from aiohttp import web
+
+from . import _envelope as env
+from ._catalog import ModelSpec, default_catalog
+from ._connection import Connection, Namespace
+from ._embedding import embedding_namespace
+from ._faults import Faults
+from ._llm import llm_namespace
+from ._scripting import PredictionRecord, ScriptedReply
+from ._state import ServerState
+from ._system import files_namespace, repository_namespace, system_namespace
+
+__all__ = ["Simulator", "serve"]
+
+_log = logging.getLogger("lmstudio_async.testing")
+
+_TOKEN_RE = re.compile(r"^sk-lm-([a-zA-Z0-9]{8}):([a-zA-Z0-9]{20})$")
+_MAX_MESSAGE = 100 * 1024 * 1024  # the `ws` package default the app inherits
+_NAMESPACES: dict[str, Callable[[], Namespace]] = {
+    "llm": llm_namespace,
+    "embedding": embedding_namespace,
+    "system": system_namespace,
+    "files": files_namespace,
+    "repository": repository_namespace,
+}
+
+Frame = tuple[str, str, dict[str, Any]]
+
+
+def _valid_auth(frame: Any) -> bool:
+    return (
+        isinstance(frame, dict)
+        and frame.get("authVersion") == 1
+        and isinstance(frame.get("clientIdentifier"), str)
+        and isinstance(frame.get("clientPasskey"), str)
+        and len(frame["clientIdentifier"]) <= 256
+        and len(frame["clientPasskey"]) <= 256
+    )
+
+
+class Simulator:
+    """A protocol-faithful LM Studio stand-in serving websockets on a loopback port.
+
+    Use as ``async with Simulator() as sim:`` and point a client at ``sim.base_url`` (or
+    ``api_host=f"{sim.host}:{sim.port}"`` for the official Python SDK). See the package
+    docstring for scripting and fault injection.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_token: str | None = None,
+        catalog: Sequence[ModelSpec] | None = None,
+        loaded: Sequence[str] | None = None,
+        record_frames: bool = False,
+        load_duration: float = 0.02,
+        version: str = "0.3.30",
+        build: int = 2,
+        auth_timeout: float = 10.0,
+    ) -> None:
+        specs = list(default_catalog() if catalog is None else catalog)
+        if loaded is None:
+            loaded = [
+                next(s.model_key for s in specs if s.type == kind)
+                for kind in ("llm", "embedding")
+                if any(s.type == kind for s in specs)
+            ]
+        self._token: tuple[str, str] | None = None
+        if api_token is not None:
+            match = _TOKEN_RE.match(api_token.strip())
+            if match is None:
+                raise ValueError("api_token must look like sk-lm-<8 alnum>:<20 alnum>")
+            self._token = (match[1], match[2])
+        self._state = ServerState(
+            catalog=specs, loaded=loaded, load_duration=load_duration, version=version, build=build
+        )
+        self._bind = (host, port)
+        self.host = host
+        self.port = port
+        self.auth_timeout = auth_timeout
+        self._frames: list[Frame] | None = [] if record_frames else None
+        self._ids = itertools.count(1)
+        self._sockets: dict[int, Callable[[], None]] = {}
+        self._connections: dict[int, Connection] = {}
+        self._clients: dict[str, list[Any]] = {}  # identifier -> [passkey, socket count]
+        self._runner: web.AppRunner | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Simulator {self.base_url} connections={self.connection_count()} "
+            f"open_channels={self.open_channel_count()} loaded={self.loaded_identifiers()}>"
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and start serving (idempotent callers should use ``async with``)."""
+        app = web.Application()
+        app.router.add_get("/lmstudio-greeting", self._greeting)
+        app.router.add_get("/lms-status", self._status)
+        app.router.add_get("/{namespace}", self._websocket)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self._bind[0], self._bind[1])
+        await site.start()
+        self._runner = runner
+        self.host, self.port = runner.addresses[0][:2]
+
+    async def aclose(self) -> None:
+        """Drop every connection and stop listening."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        for abort in list(self._sockets.values()):
+            abort()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ---- public inspection and control ---------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``ws://host:port`` (namespace paths are appended by clients)."""
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` (serves ``/lmstudio-greeting``)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def faults(self) -> Faults:
+        """Server-wide faults; mutate fields or assign a new :class:`Faults`."""
+        return self._state.faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        self._state.faults = value
+
+    @property
+    def predictions(self) -> list[PredictionRecord]:
+        """Every ``predict``/``completeRawText`` channel ever opened, in order."""
+        return self._state.predictions
+
+    def script(self, model: str, *replies: ScriptedReply) -> None:
+        """Queue replies for predictions on ``model`` (an identifier or a model key)."""
+        self._state.scripts.setdefault(model, deque()).extend(replies)
+
+    def loaded_identifiers(self) -> list[str]:
+        """Identifiers of the loaded instances, in load order."""
+        return [i.identifier for i in self._state.instances]
+
+    def connection_count(self) -> int:
+        """Live websocket connections (authenticated or not)."""
+        return len(self._sockets)
+
+    def open_channel_count(self) -> int:
+        """Server-side channels currently open across all live connections."""
+        return sum(len(c.channels) for c in self._connections.values())
+
+    def frames_received(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Frames received (including auth packets), in arrival order."""
+        return self._recorded("received", namespace)
+
+    def frames_sent(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Frames sent (including auth replies; fault-injected garbage excluded)."""
+        return self._recorded("sent", namespace)
+
+    def _recorded(self, direction: str, namespace: str | None) -> list[dict[str, Any]]:
+        if self._frames is None:
+            raise RuntimeError("frame recording is off; create the Simulator(record_frames=True)")
+        return [f for d, ns, f in self._frames if d == direction and namespace in (None, ns)]
+
+    async def drop_connections(self) -> None:
+        """Abruptly close every live websocket (LM Studio crash); keep listening."""
+        for abort in list(self._sockets.values()):
+            abort()
+        await self.wait_for(lambda: not self._sockets, timeout=5.0)
+
+    # A public test helper with its own deadline, hence the `timeout` parameter.
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None:
+        """Poll ``predicate`` until true; ``TimeoutError`` after ``timeout`` seconds."""
+        with anyio.move_on_after(timeout):
+            # The predicate reads arbitrary state with no event to wait on: polling is the point.
+            while not predicate():  # noqa: ASYNC110
+                await anyio.sleep(0.002)
+            return
+        raise TimeoutError(f"simulator condition {predicate!r} still false after {timeout}s")
+
+    # ---- HTTP ----------------------------------------------------------------------------
+
+    async def _greeting(self, request: web.Request) -> web.Response:
+        return web.json_response({"lmstudio": True})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response({"package": "lmstudio-simulator", "version": self._state.version})
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["namespace"]
+        factory = _NAMESPACES.get(name)
+        if factory is None:
+            raise web.HTTPNotFound(text=f"unknown namespace {name!r}")
+        ws = web.WebSocketResponse(max_msg_size=_MAX_MESSAGE)
+        await ws.prepare(request)
+        socket_id = next(self._ids)
+        transport = request.transport
+
+        def abort() -> None:
+            if transport is not None:
+                transport.abort()
+
+        self._sockets[socket_id] = abort
+        try:
+            identifier = await self._authenticate(ws, name, abort)
+            if identifier is None:
+                return ws
+            try:
+                conn = Connection(
+                    connection_id=socket_id,
+                    namespace_name=name,
+                    namespace=factory(),
+                    state=self._state,
+                    ws=ws,
+                    abort=abort,
+                    client_identifier=identifier,
+                    record=self._frames,
+                )
+                self._connections[socket_id] = conn
+                await conn.serve()
+            finally:
+                self._connections.pop(socket_id, None)
+                self._release(identifier)
+        finally:
+            self._sockets.pop(socket_id, None)
+        return ws
+
+    # ---- authentication ------------------------------------------------------------------
+
+    async def _auth_reply(self, ws: web.WebSocketResponse, name: str, reply: Any) -> None:
+        frame = env.encode(reply)
+        await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
+        if self._frames is not None:
+            self._frames.append(("sent", name, reply))
+
+    async def _authenticate(
+        self, ws: web.WebSocketResponse, name: str, abort: Callable[[], None]
+    ) -> str | None:
+        packet: dict[str, Any] | None = None
+        with anyio.move_on_after(self.auth_timeout):
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    frame = env.decode(msg.data)
+                except ValueError:
+                    _log.warning("simulator ignored a malformed auth frame")
+                    continue
+                if self._frames is not None:
+                    self._frames.append(("received", name, frame))
+                if _valid_auth(frame):
+                    packet = frame
+                    break
+                _log.warning("simulator ignored an invalid auth packet")
+        if packet is None:
+            if not ws.closed:
+                await self._auth_reply(
+                    ws, name, {"success": False, "error": "Authentication timed out"}
+                )
+                await ws.close()
+            return None
+        faults = self._state.faults
+        if faults.drop_on_auth:
+            abort()
+            return None
+        if faults.stall_auth:
+            async for _ in ws:
+                pass
+            return None
+        identifier, passkey = str(packet["clientIdentifier"]), str(packet["clientPasskey"])
+        error = self._check_credentials(identifier, passkey)
+        if error is not None:
+            await self._auth_reply(ws, name, {"success": False, "error": error})
+            await ws.close()
+            return None
+        await self._auth_reply(ws, name, {"success": True})
+        return identifier
+
+    def _check_credentials(self, identifier: str, passkey: str) -> str | None:
+        if self._token is not None and (identifier, passkey) != self._token:
+            if identifier == self._token[0]:
+                return f'Failed to validate client: Invalid client passkey for "{identifier}"'
+            return "Failed to validate client: this server requires a valid API token"
+        record = self._clients.get(identifier)
+        if record is None:
+            self._clients[identifier] = [passkey, 1]
+            return None
+        if str(record[0]) != passkey:
+            return f'Failed to validate client: Invalid client passkey for client "{identifier}"'
+        record[1] += 1
+        return None
+
+    def _release(self, identifier: str) -> None:
+        record = self._clients.get(identifier)
+        if record is None:
+            return
+        record[1] -= 1
+        if record[1] <= 0:
+            del self._clients[identifier]
+            # Client-scoped resources (uploaded temp files) die with the last socket.
+            self._state.files.pop(identifier, None)
+
+
+async def serve(host: str = "127.0.0.1", port: int = 1234, **simulator_kwargs: Any) -> None:
+    """Run a :class:`Simulator` until cancelled (the CLI's ``simulate`` command wraps this)."""
+    async with Simulator(host=host, port=port, **simulator_kwargs) as sim:
+        _log.info("LM Studio simulator serving %s", sim.base_url)
+        await anyio.sleep_forever()

@@ -1,0 +1,41 @@
+"""Shared fixtures: the anyio backend, a running simulator, the protocol JSON schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lmstudio_async.testing import Simulator
+
+LMS_SCHEMA_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "protocol" / "lms.json"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run every ``@pytest.mark.anyio`` test on asyncio (the SDK targets asyncio)."""
+    return "asyncio"
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    """A started simulator on an ephemeral loopback port, recording every frame."""
+    async with Simulator(record_frames=True) as sim:
+        yield sim
+
+
+def load_lms_schema() -> dict[str, Any]:
+    """The protocol's JSON schema (``../shared/protocol/lms.json``), or skip the test."""
+    if not LMS_SCHEMA_PATH.is_file():
+        pytest.skip(f"protocol schema not available at {LMS_SCHEMA_PATH}")
+    schema: dict[str, Any] = json.loads(LMS_SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+@pytest.fixture(scope="session")
+def lms_schema() -> dict[str, Any]:
+    """Fixture form of :func:`load_lms_schema`."""
+    return load_lms_schema()
