@@ -1,5 +1,75 @@
 """lmstudio_async: an asyncio-native Python SDK for LM Studio."""
 
+from ._client import LMStudioClient
+from ._errors import (
+    LMStudioAuthenticationError,
+    LMStudioCancelledError,
+    LMStudioChannelError,
+    LMStudioClientClosedError,
+    LMStudioConfigError,
+    LMStudioConnectionError,
+    LMStudioError,
+    LMStudioModelNotFoundError,
+    LMStudioNotFoundError,
+    LMStudioPresetNotFoundError,
+    LMStudioProtocolError,
+    LMStudioServerError,
+    LMStudioTimeoutError,
+    LMStudioUsageError,
+)
+from ._namespaces import LLM, EmbeddingModel, EmbeddingNamespace, LLMNamespace, SystemNamespace
+from ._namespaces.system import LMStudioVersion
+from ._prediction import PredictionStream
 from ._version import __version__
+from .types import (
+    Chat,
+    ChatMessage,
+    EmbeddingLoadConfig,
+    EmbeddingModelInfo,
+    EmbeddingModelInstanceInfo,
+    LLMInfo,
+    LLMInstanceInfo,
+    LLMLoadConfig,
+    PredictionConfig,
+    PredictionFragment,
+    PredictionResult,
+    PredictionStats,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "LLM",
+    "Chat",
+    "ChatMessage",
+    "EmbeddingLoadConfig",
+    "EmbeddingModel",
+    "EmbeddingModelInfo",
+    "EmbeddingModelInstanceInfo",
+    "EmbeddingNamespace",
+    "LLMInfo",
+    "LLMInstanceInfo",
+    "LLMLoadConfig",
+    "LLMNamespace",
+    "LMStudioAuthenticationError",
+    "LMStudioCancelledError",
+    "LMStudioChannelError",
+    "LMStudioClient",
+    "LMStudioClientClosedError",
+    "LMStudioConfigError",
+    "LMStudioConnectionError",
+    "LMStudioError",
+    "LMStudioModelNotFoundError",
+    "LMStudioNotFoundError",
+    "LMStudioPresetNotFoundError",
+    "LMStudioProtocolError",
+    "LMStudioServerError",
+    "LMStudioTimeoutError",
+    "LMStudioUsageError",
+    "LMStudioVersion",
+    "PredictionConfig",
+    "PredictionFragment",
+    "PredictionResult",
+    "PredictionStats",
+    "PredictionStream",
+    "SystemNamespace",
+    "__version__",
+]

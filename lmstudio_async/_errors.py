@@ -3,12 +3,12 @@
 Every exception the SDK raises on purpose derives from :class:`LMStudioError`::
 
     LMStudioError
-    ├── LMStudioConnectionError (also ConnectionError)   the socket could not be opened or dropped
-    │   ├── LMStudioNotFoundError                         no LM Studio answered on any host tried
-    │   └── LMStudioAuthenticationError                   the server refused the client's credentials
+    ├── LMStudioConnectionError (also ConnectionError)   socket could not open, or dropped
+    │   ├── LMStudioNotFoundError                         no LM Studio answered on any host
+    │   └── LMStudioAuthenticationError                   the server refused the credentials
     ├── LMStudioTimeoutError (also TimeoutError)          a phase took longer than its deadline
-    ├── LMStudioServerError                               the server reported an error (payload kept)
-    │   ├── LMStudioModelNotFoundError                    no model matches the key / identifier / query
+    ├── LMStudioServerError                               the server reported an error
+    │   ├── LMStudioModelNotFoundError                    no model matches the key or query
     │   ├── LMStudioPresetNotFoundError                   the named preset does not exist
     │   └── LMStudioChannelError                          an operation's channel ended abnormally
     ├── LMStudioProtocolError                             the server sent something unusable

@@ -1,0 +1,146 @@
+"""``LMStudioClient``: lifecycle, the task group that owns every connection, the namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import sys
+from types import TracebackType
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._connections import ConnectionPool
+from ._errors import LMStudioClientClosedError, LMStudioUsageError
+from ._mux import Connection
+from ._namespaces import EmbeddingNamespace, LLMNamespace, SystemNamespace
+from ._protocol.auth import resolve_credentials
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:
+    from typing_extensions import Self
+
+__all__ = ["LMStudioClient"]
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class LMStudioClient:
+    """An asyncio client for LM Studio.
+
+    Use it as an async context manager::
+
+        async with LMStudioClient() as client:
+            model = await client.llm.model("qwen2.5-7b-instruct")
+            print((await model.respond("Hello!")).content)
+
+    Where LM Studio is: ``base_url`` (``"host:port"``, ``"ws://host:port"`` or
+    ``"http://host:port"``), else the ``LMSTUDIO_BASE_URL`` environment variable, else a parallel
+    probe of LM Studio's well-known ports and 1234. Credentials: ``api_token`` (``sk-lm-...``),
+    else ``LM_API_TOKEN`` / ``LMSTUDIO_API_TOKEN``, else a guest identity. Sockets open lazily,
+    one per namespace, on first use; a dropped socket is reopened by the next call.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_token: str | None = None,
+        auth_timeout: float = 10.0,
+        probe_timeout: float = 1.0,
+    ) -> None:
+        self._credentials = resolve_credentials(api_token)
+        self._pool = ConnectionPool(
+            base_url=base_url,
+            credentials=self._credentials,
+            auth_timeout=auth_timeout,
+            probe_timeout=probe_timeout,
+        )
+        self._state = _State.UNOPENED
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task_group: TaskGroup | None = None
+        self._session_close: object = None
+        self.llm = LLMNamespace(self)
+        """LLMs: ``model()``, ``list_loaded()``, and through handles ``respond``/``complete``."""
+        self.embedding = EmbeddingNamespace(self)
+        """Embedding models: ``model()``, ``list_loaded()``, ``embed``."""
+        self.system = SystemNamespace(self)
+        """Downloaded models and the app version."""
+
+    def __repr__(self) -> str:
+        where = self._pool.base_url.ws if self._pool.base_url else "auto-discover"
+        return f"<LMStudioClient {self._state.value} {where} {self._credentials!r}>"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.UNOPENED:
+            raise LMStudioUsageError(
+                f"This LMStudioClient is {self._state.value}; a client is opened once. "
+                "Create a new LMStudioClient."
+            )
+        from ._transport.websocket import open_session
+
+        self._loop = asyncio.get_running_loop()
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        session = open_session()
+        self._session = session
+        self._pool.open(task_group, session)
+        self._state = _State.OPEN
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.aclose()
+        finally:
+            task_group, self._task_group = self._task_group, None
+            if task_group is not None:
+                await task_group.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Close every socket; in-flight operations fail. Idempotent."""
+        if self._state is _State.CLOSED:
+            return
+        was_open = self._state is _State.OPEN
+        self._state = _State.CLOSED
+        if not was_open:
+            return
+        with anyio.CancelScope(shield=True):
+            await self._pool.aclose()
+            await self._session.close()
+
+    # -- the ConnectionSource the namespaces use ----------------------------------------------
+
+    async def connection(self, namespace: str) -> Connection:
+        """The live connection of a namespace (internal; used by the namespace objects)."""
+        if self._state is not _State.OPEN:
+            if self._state is _State.UNOPENED:
+                raise LMStudioUsageError(
+                    "Open the client before use: `async with LMStudioClient() as client: ...`."
+                )
+            raise LMStudioClientClosedError(
+                "This LMStudioClient is closed; create a new one to talk to LM Studio again."
+            )
+        if asyncio.get_running_loop() is not self._loop:
+            raise LMStudioUsageError(
+                "This LMStudioClient was opened in a different event loop; a client and "
+                "everything obtained from it must be used in the loop that opened it. Create "
+                "one client per event loop."
+            )
+        return await self._pool.connection(namespace)
+
+    def _open_channel_count(self) -> int:
+        """Channels open on this client's live sockets (for tests and diagnostics)."""
+        return self._pool.open_channel_count()

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .._protocol.envelope import encode_cancel, encode_channel_send
+
+if TYPE_CHECKING:
+    from ._connection import Connection
+
+__all__ = ["Channel", "ChannelClosed"]
+
+
+class ChannelClosed(Exception):
+    """The server closed the channel normally (``channelClose``); no more packets will come."""
+
+
+# Marks a normal close in ``_end``; a fresh ChannelClosed is raised each time so that no
+# traceback accumulates on a shared instance.
+_CLOSED = ChannelClosed()
+
+
+class Channel:
+    """The client end of one channel: a buffer of raw packets that the receive loop fills.
+
+    The receive loop never waits for a consumer (``_feed`` only appends), so a slow reader of one
+    channel cannot hold up the others on the socket. A consumer that finds packets buffered gets
+    them without a task switch.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_cancel_sent",
+        "_connection",
+        "_discarding",
+        "_end",
+        "_waiter",
+        "endpoint",
+        "id",
+        "packets_received",
+    )
+
+    def __init__(self, connection: Connection, channel_id: int, endpoint: str) -> None:
+        self._connection = connection
+        self.id = channel_id
+        self.endpoint = endpoint
+        self._buffer: deque[msgspec.Raw] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._end: BaseException | None = None
+        self._cancel_sent = False
+        self._discarding = False
+        self.packets_received = 0
+
+    def __repr__(self) -> str:
+        state = "open" if self._end is None else type(self._end).__name__
+        return f"<Channel {self.endpoint}#{self.id} {state} buffered={len(self._buffer)}>"
+
+    # -- receive-loop side: synchronous, never blocks ------------------------------------------
+
+    def _feed(self, packet: msgspec.Raw) -> None:
+        self.packets_received += 1
+        if self._discarding:
+            return
+        self._buffer.append(packet)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _finish(self, end: BaseException | None) -> None:
+        """The channel ended: ``None`` for a normal close, else the error to raise."""
+        if self._end is not None:
+            return
+        self._end = end if end is not None else _CLOSED
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- consumer side --------------------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        return self._end is not None
+
+    def next_nowait(self) -> msgspec.Raw | None:
+        """The next buffered packet, or ``None`` when none is buffered (check :attr:`ended`)."""
+        buffer = self._buffer
+        return buffer.popleft() if buffer else None
+
+    async def next(self) -> msgspec.Raw:
+        """The next packet. Raises :class:`ChannelClosed` or the channel's error at the end."""
+        while True:
+            if self._buffer:
+                return self._buffer.popleft()
+            if self._end is not None:
+                raise ChannelClosed() if self._end is _CLOSED else self._end
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def send(self, message: Any) -> None:
+        """Queue a packet to the server side of this channel (no-op once the channel ended)."""
+        if self._end is None:
+            self._connection.enqueue(encode_channel_send(self.id, message))
+
+    def cancel(self) -> None:
+        """Ask the server to stop, once; never after the channel ended. Packets keep flowing."""
+        if self._end is None and not self._cancel_sent:
+            self._cancel_sent = True
+            self._connection.enqueue(encode_cancel(self.id))
+
+    def abandon(self) -> None:
+        """Nobody will read this channel again: cancel server-side and drop what still arrives.
+
+        Safe to call from finalizers and cancellation handlers: it only queues a frame.
+        """
+        if self._discarding:
+            return
+        self._discarding = True
+        self._buffer.clear()
+        self.cancel()

@@ -1,0 +1,371 @@
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import anyio
+import msgspec
+from anyio.abc import TaskStatus
+
+from .._errors import (
+    LMStudioAuthenticationError,
+    LMStudioConnectionError,
+    LMStudioProtocolError,
+    LMStudioTimeoutError,
+    server_error_from_payload,
+)
+from .._protocol.auth import Credentials, decode_auth_reply
+from .._protocol.envelope import (
+    ChannelCloseIn,
+    ChannelErrorIn,
+    ChannelSendIn,
+    CommunicationWarningIn,
+    RpcErrorIn,
+    RpcResultIn,
+    decode_envelope,
+    encode_channel_create,
+    encode_rpc_call,
+)
+from .._transport import Transport, TransportClosed
+from ._channel import Channel
+
+__all__ = ["Connection", "EndpointRejected"]
+
+logger = logging.getLogger("lmstudio_async")
+
+# Warnings with these kinds mean "your request was dropped and will never be answered"
+# (PROTOCOL.md §6 item 3); the request they name is failed instead of hanging.
+_REJECTING_KINDS: Final = frozenset(
+    {
+        "rpcEndpointUnknown",
+        "rpcEndpointUnhandled",
+        "rpcParameterTypeError",
+        "channelEndpointUnknown",
+        "channelEndpointUnhandled",
+        "channelCreationParameterTypeError",
+    }
+)
+_ENDPOINT_IN_WARNING: Final = re.compile(r"endpoint(?:Name)?\s*[=:]\s*\"?([A-Za-z0-9_]+)")
+
+
+class EndpointRejected(LMStudioProtocolError):
+    """The server refused a request outright (unknown endpoint or invalid parameter)."""
+
+    def __init__(self, message: str, *, kind: str, endpoint: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.endpoint = endpoint
+
+    @property
+    def endpoint_unknown(self) -> bool:
+        return self.kind.endswith(("EndpointUnknown", "EndpointUnhandled"))
+
+
+TransportFactory = Callable[[str], Awaitable[Transport]]
+
+
+class _PendingCall:
+    __slots__ = ("endpoint", "future")
+
+    def __init__(self, endpoint: str, future: asyncio.Future[msgspec.Raw]) -> None:
+        self.endpoint = endpoint
+        self.future = future
+
+
+class Connection:
+    """One authenticated websocket of one namespace, multiplexing channels and RPCs.
+
+    Its whole life is :meth:`run`, a task in the client's task group: connect, authenticate,
+    then a writer and a reader until the socket ends. When it ends, every operation still in
+    flight on it fails at once with a connection error; the client opens a new connection on the
+    next call.
+    """
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        url: str,
+        credentials: Credentials,
+        transport_factory: TransportFactory,
+        auth_timeout: float,
+    ) -> None:
+        self.namespace = namespace
+        self.url = url
+        self._credentials = credentials
+        self._transport_factory = transport_factory
+        self._auth_timeout = auth_timeout
+        self._ids = itertools.count(1)
+        self._channels: dict[int, Channel] = {}
+        self._calls: dict[int, _PendingCall] = {}
+        self._outbox: deque[bytes] = deque()
+        self._outbox_waiter: asyncio.Future[None] | None = None
+        self._failure: LMStudioConnectionError | None = None
+        self._cancel_scope: anyio.CancelScope | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self.alive else "closed"
+        return (
+            f"<Connection {self.namespace} {state} channels={len(self._channels)} "
+            f"calls={len(self._calls)}>"
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self._failure is None and self._loop is not None
+
+    @property
+    def open_channel_count(self) -> int:
+        return len(self._channels)
+
+    @property
+    def pending_call_count(self) -> int:
+        return len(self._calls)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect and authenticate, report started, then serve the socket until it ends."""
+        failure: LMStudioConnectionError = LMStudioConnectionError(
+            f"The connection to {self.url} was closed."
+        )
+        transport = await self._open_authenticated()
+        try:
+            with anyio.CancelScope() as scope:
+                self._cancel_scope = scope
+                self._loop = asyncio.get_running_loop()
+                task_status.started()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._write_loop, transport)
+                    try:
+                        await self._read_loop(transport)
+                    except TransportClosed as exc:
+                        failure = LMStudioConnectionError(
+                            f"Lost the connection to LM Studio ({self.url}): {exc.reason}. "
+                            "Operations in flight on it failed; the next call reconnects."
+                        )
+                    tg.cancel_scope.cancel()
+        finally:
+            self._fail_everything(failure)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                await transport.aclose()
+
+    def close(self, reason: LMStudioConnectionError) -> None:
+        """End the connection from outside (client shutdown); in-flight work fails with reason."""
+        self._fail_everything(reason)
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+
+    async def _open_authenticated(self) -> Transport:
+        transport = await self._transport_factory(self.url)
+        try:
+            await transport.send(self._credentials.auth_packet())
+            # Nothing is pipelined before the server accepts us: LM Studio would swallow any
+            # envelope sent early as a bad auth attempt (PROTOCOL.md §1.3).
+            with anyio.fail_after(self._auth_timeout):
+                reply_frame = await transport.receive()
+            reply = decode_auth_reply(reply_frame)
+        except TimeoutError as exc:
+            await _close_quietly(transport)
+            raise LMStudioTimeoutError(
+                f"LM Studio at {self.url} did not answer the authentication handshake within "
+                f"{self._auth_timeout:g} s."
+            ) from exc
+        except TransportClosed as exc:
+            await _close_quietly(transport)
+            raise LMStudioConnectionError(
+                f"LM Studio at {self.url} closed the connection during authentication: "
+                f"{exc.reason}."
+            ) from exc
+        except msgspec.DecodeError as exc:
+            await _close_quietly(transport)
+            raise LMStudioConnectionError(
+                f"LM Studio at {self.url} answered the authentication handshake with something "
+                "unexpected; is this really LM Studio?"
+            ) from exc
+        except BaseException:
+            await _close_quietly(transport)
+            raise
+        if not reply.success:
+            await _close_quietly(transport)
+            hint = (
+                "Check the API token (argument api_token or LM_API_TOKEN / LMSTUDIO_API_TOKEN)."
+                if self._credentials.from_token
+                else "This server requires an API token: pass api_token='sk-lm-...' or set "
+                "LM_API_TOKEN."
+            )
+            raise LMStudioAuthenticationError(
+                f"LM Studio at {self.url} refused authentication: {reply.error or 'no reason'}. "
+                + hint
+            )
+        return transport
+
+    def _fail_everything(self, failure: LMStudioConnectionError) -> None:
+        if self._failure is None:
+            self._failure = failure
+        failure = self._failure
+        channels, self._channels = self._channels, {}
+        for channel in channels.values():
+            channel._finish(_copy_error(failure))
+        calls, self._calls = self._calls, {}
+        for call in calls.values():
+            if not call.future.done():
+                call.future.set_exception(_copy_error(failure))
+        self._outbox.clear()
+        self._wake_writer()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _check_alive(self) -> None:
+        if self._failure is not None:
+            raise _copy_error(self._failure)
+
+    def enqueue(self, frame: bytes) -> None:
+        """Queue a frame for the writer; never blocks. Dropped if the connection is gone."""
+        if self._failure is not None:
+            return
+        self._outbox.append(frame)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter = self._outbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _write_loop(self, transport: Transport) -> None:
+        outbox = self._outbox
+        loop = asyncio.get_running_loop()
+        while True:
+            while outbox:
+                # A send that fails means the socket is going away; the reader sees the end
+                # and fails everything with the reason, so the writer just stops.
+                try:
+                    await transport.send(outbox.popleft())
+                except TransportClosed:
+                    return
+            if self._failure is not None:
+                return
+            waiter = self._outbox_waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._outbox_waiter = None
+
+    def open_channel(self, endpoint: str, parameter: Any = msgspec.UNSET) -> Channel:
+        """Register a channel, then queue its ``channelCreate`` (waiter before send, §2.4)."""
+        self._check_alive()
+        channel_id = next(self._ids)
+        channel = Channel(self, channel_id, endpoint)
+        self._channels[channel_id] = channel
+        self.enqueue(encode_channel_create(endpoint, channel_id, parameter))
+        return channel
+
+    async def call(self, endpoint: str, parameter: Any = msgspec.UNSET) -> msgspec.Raw:
+        """Run one RPC and return its raw result (``null`` for a void result)."""
+        self._check_alive()
+        assert self._loop is not None
+        call_id = next(self._ids)
+        future: asyncio.Future[msgspec.Raw] = self._loop.create_future()
+        self._calls[call_id] = _PendingCall(endpoint, future)
+        try:
+            self.enqueue(encode_rpc_call(endpoint, call_id, parameter))
+            return await future
+        finally:
+            # Also on cancellation: a late result for this id is then simply ignored.
+            self._calls.pop(call_id, None)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    async def _read_loop(self, transport: Transport) -> None:
+        receive = transport.receive
+        channels = self._channels
+        while True:
+            frame = await receive()
+            try:
+                envelope = decode_envelope(frame)
+            except msgspec.DecodeError:
+                self._on_undecodable(frame)
+                continue
+            # The hot path: a packet for an open channel is handed over without further work.
+            if type(envelope) is ChannelSendIn:
+                channel = channels.get(envelope.channel_id)
+                if channel is not None:
+                    channel._feed(envelope.message)
+                continue
+            self._dispatch(envelope)
+
+    def _dispatch(self, envelope: Any) -> None:
+        if type(envelope) is RpcResultIn:
+            call = self._calls.pop(envelope.call_id, None)
+            if call is not None and not call.future.done():
+                call.future.set_result(envelope.result)
+        elif type(envelope) is RpcErrorIn:
+            call = self._calls.pop(envelope.call_id, None)
+            if call is not None and not call.future.done():
+                call.future.set_exception(server_error_from_payload(envelope.error))
+        elif type(envelope) is ChannelCloseIn:
+            channel = self._channels.pop(envelope.channel_id, None)
+            if channel is not None:
+                channel._finish(None)
+        elif type(envelope) is ChannelErrorIn:
+            channel = self._channels.pop(envelope.channel_id, None)
+            if channel is not None:
+                channel._finish(server_error_from_payload(envelope.error))
+        elif type(envelope) is CommunicationWarningIn:
+            self._on_warning(envelope)
+        # channelAck, keepAliveAck and signal messages carry nothing a client of the public
+        # endpoints needs; they are tolerated and dropped.
+
+    def _on_undecodable(self, frame: str | bytes) -> None:
+        # Unknown envelope types come from newer servers; malformed JSON from broken ones.
+        # Neither may take the connection down (PROTOCOL.md §6 item 4).
+        preview = frame[:200] if isinstance(frame, str) else frame[:200].decode("utf-8", "replace")
+        logger.warning("Ignoring a frame from LM Studio this client cannot use: %s", preview)
+
+    def _on_warning(self, warning: CommunicationWarningIn) -> None:
+        logger.warning(
+            "LM Studio reported a protocol problem (%s): %s", warning.kind, warning.warning
+        )
+        if warning.kind not in _REJECTING_KINDS:
+            return
+        match = _ENDPOINT_IN_WARNING.search(warning.warning)
+        endpoint = match.group(1) if match else None
+
+        def rejected(name: str) -> EndpointRejected:
+            return EndpointRejected(
+                f"LM Studio rejected the request to '{name}' ({warning.kind}): "
+                f"{warning.warning}. This usually means the LM Studio app is older than this "
+                "SDK expects; update LM Studio.",
+                kind=warning.kind or "",
+                endpoint=name,
+            )
+
+        if warning.kind.startswith("rpc"):
+            for call_id, call in list(self._calls.items()):
+                if endpoint in (None, call.endpoint) and not call.future.done():
+                    del self._calls[call_id]
+                    call.future.set_exception(rejected(call.endpoint))
+        else:
+            # Only channels that never heard from the server can be the rejected one.
+            for channel_id, channel in list(self._channels.items()):
+                if endpoint in (None, channel.endpoint) and channel.packets_received == 0:
+                    del self._channels[channel_id]
+                    channel._finish(rejected(channel.endpoint))
+
+
+def _copy_error(error: LMStudioConnectionError) -> LMStudioConnectionError:
+    """A fresh exception per waiter, so tracebacks of different operations don't pile up."""
+    copy = type(error)(*error.args)
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+async def _close_quietly(transport: Transport) -> None:
+    with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+        await transport.aclose()

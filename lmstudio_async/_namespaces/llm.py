@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .._errors import LMStudioUsageError
+from .._mux import Channel
+from .._prediction import PredictionCallbacks, PredictionStream
+from .._prediction._callbacks import MaybeAwaitable
+from ..types.chat import Chat, ChatMessage, ToolCallRequest
+from ..types.config import PredictionConfig
+from ..types.kv import KVConfig, KVConfigLayer, KVConfigStack, KVField, single_layer_stack
+from ..types.load_config import LLMLoadConfig
+from ..types.models import LLMInstanceInfo
+from ..types.prediction import PredictionFragment
+from ._base import ModelHandle, ModelNamespace, ProgressCallback
+
+__all__ = ["LLM", "LLMNamespace"]
+
+HistoryLike = Chat | str | Sequence[Mapping[str, Any] | ChatMessage] | Mapping[str, Any]
+ConfigLike = PredictionConfig | Mapping[str, Any] | None
+
+# What LM Studio's own clients send to run `complete()` on servers that predate the
+# `completeRawText` endpoint: a template that passes the prompt through verbatim (§3.7).
+_VERBATIM_TEMPLATE = KVConfigLayer(
+    layer_name="completeModeFormatting",
+    config=KVConfig(
+        fields=[
+            KVField(
+                key="llm.prediction.promptTemplate",
+                value={
+                    "type": "jinja",
+                    "jinjaPromptTemplate": {
+                        "template": "{% for message in messages %}{{ message['content'] }}"
+                        "{% endfor %}"
+                    },
+                    "stopStrings": [],
+                },
+            )
+        ]
+    ),
+)
+
+
+def _check_preset(preset: str | None) -> None:
+    if preset is not None and (not isinstance(preset, str) or not preset):
+        raise LMStudioUsageError(f"preset must be a non-empty preset name, got {preset!r}.")
+
+
+class LLM(ModelHandle[LLMInstanceInfo]):
+    """A loaded LLM: ``respond`` to chats and ``complete`` raw text."""
+
+    _namespace_name = "llm"
+
+    def respond(
+        self,
+        history: HistoryLike,
+        *,
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
+        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
+        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
+    ) -> PredictionStream:
+        """Continue a conversation. ``history`` is a :class:`Chat`, a list of message dicts,
+        or a plain string (one user message).
+
+        The returned handle starts when first iterated, awaited or entered: iterate it for
+        fragments, ``await`` it (or ``await prediction.result()``) for the result.
+        """
+        chat = Chat.from_history(history)
+        chat.require_user_message()
+        prediction_config = PredictionConfig.from_value(config)
+        _check_preset(preset)
+        parameter: dict[str, Any] = {
+            "modelSpecifier": self._specifier,
+            "history": chat.to_wire(),
+            "predictionConfigStack": single_layer_stack(prediction_config.to_kv_fields()),
+        }
+        if preset is not None:
+            parameter["fuzzyPresetIdentifier"] = preset
+        callbacks = PredictionCallbacks(
+            on_first_token=on_first_token,
+            on_prediction_fragment=on_prediction_fragment,
+            on_prompt_processing_progress=on_prompt_processing_progress,
+            on_tool_call_request_start=on_tool_call_request_start,
+            on_tool_call_request_name_received=on_tool_call_request_name_received,
+            on_tool_call_request_argument_fragment=on_tool_call_request_argument_fragment,
+            on_tool_call_request_end=on_tool_call_request_end,
+            on_tool_call_request_failure=on_tool_call_request_failure,
+        )
+        return PredictionStream(
+            open_channel=lambda: self._open("predict", parameter),
+            callbacks=callbacks,
+            description=f"prediction on {self.identifier!r}",
+        )
+
+    def complete(
+        self,
+        prompt: str,
+        *,
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+    ) -> PredictionStream:
+        """Continue raw text verbatim, without the model's chat template."""
+        if not isinstance(prompt, str):
+            raise LMStudioUsageError(
+                f"complete() takes the prompt as a string, got {type(prompt).__name__}; "
+                "use respond() for chat histories."
+            )
+        prediction_config = PredictionConfig.from_value(config)
+        _check_preset(preset)
+        fields = prediction_config.to_kv_fields()
+        # Preset or server-session stop strings make no sense for raw text: clear them unless
+        # the caller set some (what LM Studio's reference client does).
+        if prediction_config.stop_strings is None:
+            fields.append(KVField(key="llm.prediction.stopStrings", value=[]))
+        stack = single_layer_stack(fields)
+        raw_parameter: dict[str, Any] = {
+            "modelSpecifier": self._specifier,
+            "rawPrompt": prompt,
+            "predictionConfigStack": stack,
+        }
+        legacy_parameter: dict[str, Any] = {
+            "modelSpecifier": self._specifier,
+            "history": Chat.from_history(prompt).to_wire(),
+            "predictionConfigStack": KVConfigStack(layers=[*stack.layers, _VERBATIM_TEMPLATE]),
+        }
+        if preset is not None:
+            raw_parameter["fuzzyPresetIdentifier"] = preset
+            legacy_parameter["fuzzyPresetIdentifier"] = preset
+        return PredictionStream(
+            open_channel=lambda: self._open("completeRawText", raw_parameter),
+            fallback=lambda: self._open("predict", legacy_parameter),
+            callbacks=PredictionCallbacks(
+                on_first_token=on_first_token,
+                on_prediction_fragment=on_prediction_fragment,
+                on_prompt_processing_progress=on_prompt_processing_progress,
+            ),
+            description=f"completion on {self.identifier!r}",
+        )
+
+    async def _open(self, endpoint: str, parameter: dict[str, Any]) -> Channel:
+        connection = await self._source.connection("llm")
+        return connection.open_channel(endpoint, parameter)
+
+
+class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
+    """``client.llm``: get, list and use LLMs."""
+
+    _name = "llm"
+    _info_type = LLMInstanceInfo
+
+    async def model(
+        self,
+        model_key: str | None = None,
+        *,
+        ttl: float | None = None,
+        config: LLMLoadConfig | Mapping[str, Any] | None = None,
+        on_load_progress: ProgressCallback | None = None,
+    ) -> LLM:
+        """A handle to a loaded LLM.
+
+        With a key: the model loaded under that identifier, loading it first if needed
+        (``ttl`` seconds of idleness before LM Studio unloads it, load ``config``,
+        ``on_load_progress`` from 0.0 to 1.0). Without: any model that is loaded.
+        """
+        if model_key is None:
+            if ttl is not None or config is not None or on_load_progress is not None:
+                raise LMStudioUsageError(
+                    "ttl, config and on_load_progress apply only when a model key is given: "
+                    "client.llm.model('model-key', ...)."
+                )
+            return LLM(self._source, await self._any_loaded_info())
+        load_fields = LLMLoadConfig.from_value(config).to_kv_fields()
+        info = await self._get_or_load_info(
+            model_key, ttl=ttl, load_fields=load_fields, on_load_progress=on_load_progress
+        )
+        return LLM(self._source, info)
+
+    async def list_loaded(self) -> list[LLM]:
+        """Handles to every LLM currently loaded."""
+        return [LLM(self._source, info) for info in await self._list_loaded_infos()]

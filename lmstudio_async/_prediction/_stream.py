@@ -1,0 +1,371 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from types import TracebackType
+from typing import Any, Final
+
+import msgspec
+
+from .._errors import (
+    LMStudioCancelledError,
+    LMStudioError,
+    LMStudioProtocolError,
+    LMStudioUsageError,
+    server_error_from_payload,
+)
+from .._mux import Channel, ChannelClosed, EndpointRejected
+from .._protocol.packets import (
+    PREDICT_TYPES,
+    FragmentPacket,
+    PredictSuccess,
+    PromptProcessingProgress,
+    ToolCallGenerationArgumentFragment,
+    ToolCallGenerationEnd,
+    ToolCallGenerationFailed,
+    ToolCallGenerationNameReceived,
+    ToolCallGenerationStart,
+    decode_packet,
+    predict_packets,
+)
+from ..types.prediction import PredictionFragment, PredictionResult
+from ._accumulator import PredictionAccumulator
+from ._callbacks import PredictionCallbacks, invoke
+
+__all__ = ["PredictionStream"]
+
+ChannelOpener = Callable[[], Awaitable[Channel]]
+
+_NOT_STARTED: Final = "not started"
+_RUNNING: Final = "running"
+_DONE: Final = "done"
+_FAILED: Final = "failed"
+
+
+def _release(channel: Channel, loop: asyncio.AbstractEventLoop) -> None:
+    """Finalizer of a dropped handle: cancel server-side and stop buffering its packets."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        channel.abandon()
+        return
+    # Garbage collection may run on another thread; the channel belongs to its loop. A closed
+    # loop raises RuntimeError: then the socket, and the server's channel with it, are gone.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(channel.abandon)
+
+
+class PredictionStream:
+    """A running (or about-to-run) prediction: iterate it for fragments, await it for the result.
+
+    Nothing starts until the handle is first iterated, awaited or entered. Leaving it unfinished
+    in any way (``break``, task cancellation, a timeout, leaving ``async with``, dropping it)
+    sends ``cancel`` to LM Studio and releases the channel.
+    """
+
+    def __init__(
+        self,
+        *,
+        open_channel: ChannelOpener,
+        callbacks: PredictionCallbacks,
+        fallback: ChannelOpener | None = None,
+        description: str = "prediction",
+    ) -> None:
+        self._open_channel = open_channel
+        self._fallback = fallback
+        self._callbacks = callbacks
+        self._description = description
+        self._state = _NOT_STARTED
+        self._channel: Channel | None = None
+        self._accumulator = PredictionAccumulator()
+        self._result: PredictionResult | None = None
+        self._error: BaseException | None = None
+        self._cancel_requested = False
+        self._consuming = False
+        self._done_waiters: list[asyncio.Future[None]] = []
+        self._progress_seen = 0.0
+        self._tool_call_index = -1
+        self._finalizer: weakref.finalize[..., Any] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<PredictionStream {self._description} {self._state} "
+            f"fragments={self._accumulator.fragment_count}>"
+        )
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[PredictionFragment]:
+        return _FragmentIterator(self)
+
+    def __await__(self) -> Generator[Any, None, PredictionResult]:
+        return self.result().__await__()
+
+    async def __aenter__(self) -> PredictionStream:
+        await self._ensure_started()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state in (_NOT_STARTED, _RUNNING):
+            self._abandon(
+                LMStudioCancelledError(
+                    f"The {self._description} was cancelled when its `async with` block ended."
+                )
+            )
+
+    @property
+    def done(self) -> bool:
+        """True once the result (or an error) is known."""
+        return self._state in (_DONE, _FAILED)
+
+    @property
+    def content(self) -> str:
+        """The text received so far."""
+        return self._accumulator.content
+
+    async def result(self) -> PredictionResult:
+        """The final result; consumes what is left of the stream (no waiting after iteration)."""
+        while True:
+            if self._result is not None:
+                return self._result
+            if self._error is not None:
+                raise self._error
+            if self._consuming:
+                # Another task is iterating; wait for it instead of competing for packets.
+                waiter = asyncio.get_running_loop().create_future()
+                self._done_waiters.append(waiter)
+                await waiter
+                continue
+            while await self._next_fragment() is not None:
+                pass
+
+    async def cancel(self) -> None:
+        """Ask LM Studio to stop. Iteration then ends normally; the result has stop reason
+        ``userStopped`` and the partial content. Sent once, and never after the server finished.
+        """
+        self._cancel_requested = True
+        if self._channel is not None and self._state == _RUNNING:
+            self._channel.cancel()
+
+    # -- driving the channel --------------------------------------------------------------------
+
+    async def _ensure_started(self) -> Channel:
+        if self._channel is not None:
+            return self._channel
+        if self._error is not None:
+            raise self._error
+        channel = await self._open_channel()
+        self._attach(channel)
+        return channel
+
+    def _attach(self, channel: Channel) -> None:
+        self._channel = channel
+        self._state = _RUNNING
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _release, channel, asyncio.get_running_loop())
+        if self._cancel_requested:
+            channel.cancel()
+
+    async def _next_fragment(self) -> PredictionFragment | None:
+        """Process packets until the next fragment (returned) or the end (``None``)."""
+        if self._state in (_DONE, _FAILED):
+            if self._error is not None:
+                raise self._error
+            return None
+        if self._consuming:
+            raise LMStudioUsageError(
+                f"Two tasks are iterating the same {self._description}; iterate it from one task "
+                "(other tasks may `await prediction.result()`)."
+            )
+        self._consuming = True
+        try:
+            channel = self._channel or await self._ensure_started()
+            while True:
+                raw = channel.next_nowait()
+                if raw is None:
+                    raw = await channel.next()
+                fragment = await self._handle(raw)
+                if fragment is not None or self._state == _DONE:
+                    return fragment
+        except ChannelClosed:
+            self._fail(
+                LMStudioProtocolError(
+                    f"LM Studio closed the {self._description} without sending its result."
+                )
+            )
+            raise self._error from None  # type: ignore[misc]
+        except EndpointRejected as exc:
+            if exc.endpoint_unknown and self._fallback is not None and self._can_fall_back():
+                # An older LM Studio without this endpoint: retry once the compatible way.
+                fallback, self._fallback = self._fallback, None
+                self._attach(await fallback())
+                self._consuming = False
+                return await self._next_fragment()
+            self._fail(exc)
+            raise
+        except LMStudioError as exc:
+            self._fail(exc)
+            raise
+        except msgspec.ValidationError as exc:
+            error = LMStudioProtocolError(
+                f"LM Studio sent a {self._description} packet this client cannot read: {exc}"
+            )
+            self._abandon(error)
+            raise error from exc
+        except BaseException as exc:
+            # Cancellation, a timeout around us, or a callback that raised: nobody will read
+            # the rest, so stop the server and release the channel.
+            self._abandon(
+                LMStudioCancelledError(
+                    f"The {self._description} was abandoned: {type(exc).__name__} while it ran."
+                )
+            )
+            raise
+        finally:
+            self._consuming = False
+
+    def _can_fall_back(self) -> bool:
+        return self._accumulator.fragment_count == 0 and self._result is None
+
+    async def _handle(self, raw: msgspec.Raw) -> PredictionFragment | None:
+        packet = decode_packet(predict_packets, raw, PREDICT_TYPES)
+        kind = type(packet)
+        callbacks = self._callbacks
+        if kind is FragmentPacket:
+            assert isinstance(packet, FragmentPacket)
+            fragment = packet.fragment
+            if type(fragment) is str:
+                fragment = PredictionFragment(content=fragment, tokens_count=1)
+            assert isinstance(fragment, PredictionFragment)
+            first = self._accumulator.fragment_count == 0
+            self._accumulator.add(fragment)
+            if callbacks.any_fragment_callback or first:
+                await self._fire_fragment_callbacks(fragment, first)
+            return fragment
+        if kind is PredictSuccess:
+            assert isinstance(packet, PredictSuccess)
+            await self._complete_progress()
+            self._result = self._accumulator.finish(packet)
+            self._state = _DONE
+            self._wake_waiters()
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            return None
+        if kind is PromptProcessingProgress:
+            assert isinstance(packet, PromptProcessingProgress)
+            await self._report_progress(packet.progress)
+            return None
+        await self._handle_tool_event(packet)
+        return None
+
+    async def _fire_fragment_callbacks(self, fragment: PredictionFragment, first: bool) -> None:
+        callbacks = self._callbacks
+        if first:
+            await self._complete_progress()
+            if callbacks.on_first_token is not None:
+                await invoke(callbacks.on_first_token)
+        if callbacks.on_prediction_fragment is not None:
+            await invoke(callbacks.on_prediction_fragment, fragment)
+
+    async def _report_progress(self, progress: float) -> None:
+        progress = min(max(progress, 0.0), 1.0)
+        if progress < self._progress_seen:
+            return  # never report progress going backwards
+        self._progress_seen = progress
+        callback = self._callbacks.on_prompt_processing_progress
+        if callback is not None:
+            await invoke(callback, progress)
+
+    async def _complete_progress(self) -> None:
+        # Older servers omit the final 1.0; the callback's contract is that it ends at 1.0.
+        if self._progress_seen < 1.0:
+            await self._report_progress(1.0)
+
+    async def _handle_tool_event(self, packet: object) -> None:
+        callbacks = self._callbacks
+        if isinstance(packet, ToolCallGenerationStart):
+            self._tool_call_index += 1
+            callback: Any = callbacks.on_tool_call_request_start
+            argument: Any = packet.tool_call_id
+        elif isinstance(packet, ToolCallGenerationNameReceived):
+            callback, argument = callbacks.on_tool_call_request_name_received, packet.name
+        elif isinstance(packet, ToolCallGenerationArgumentFragment):
+            callback, argument = callbacks.on_tool_call_request_argument_fragment, packet.content
+        elif isinstance(packet, ToolCallGenerationEnd):
+            callback, argument = callbacks.on_tool_call_request_end, packet.tool_call_request
+        elif isinstance(packet, ToolCallGenerationFailed):
+            callback = callbacks.on_tool_call_request_failure
+            argument = server_error_from_payload(packet.error)
+        else:
+            return  # unknown packet types (newer servers) are skipped: forward compatibility
+        if callback is not None:
+            await invoke(callback, self._tool_call_index, argument)
+
+    # -- ending ---------------------------------------------------------------------------------
+
+    def _fail(self, error: BaseException) -> None:
+        if self._state in (_DONE, _FAILED):
+            return
+        self._error = error
+        self._state = _FAILED
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if self._channel is not None:
+            self._channel.abandon()
+        self._wake_waiters()
+
+    def _abandon(self, error: BaseException) -> None:
+        self._fail(error)
+
+    def _wake_waiters(self) -> None:
+        waiters, self._done_waiters = self._done_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _iterator_dropped(self) -> None:
+        """The ``async for`` ended early (``break``): stop the server, keep what arrives.
+
+        The handle itself stays usable: ``await prediction.result()`` then returns the partial
+        result with stop reason ``userStopped``.
+        """
+        if self._state == _RUNNING and self._channel is not None:
+            self._channel.cancel()
+
+
+class _FragmentIterator:
+    """The ``async for`` view of a prediction. When it is dropped unfinished, it cancels."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: PredictionStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> _FragmentIterator:
+        return self
+
+    async def __anext__(self) -> PredictionFragment:
+        fragment = await self._stream._next_fragment()
+        if fragment is None:
+            raise StopAsyncIteration
+        return fragment
+
+    def __del__(self) -> None:
+        stream = self._stream
+        if stream._state != _RUNNING or stream._channel is None:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # collected off-loop; the handle's own finalizer takes care of it
+        stream._iterator_dropped()

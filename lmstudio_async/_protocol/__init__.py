@@ -1,0 +1,1 @@
+"""Sans-I/O wire layer: envelope structs, codecs and the auth packet. Nothing here awaits."""
