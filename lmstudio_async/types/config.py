@@ -265,8 +265,3 @@ class PredictionConfig(msgspec.Struct, kw_only=True, omit_defaults=True, repr_om
     def to_kv_fields(self) -> list[KVField]:
         """Translate to KV fields (``raw`` first, typed options override the same keys)."""
         return _TABLE.to_kv(self)
-
-
-def option_names() -> list[str]:
-    """Every accepted option name (snake_case, camelCase and aliases), sorted."""
-    return sorted(_TABLE.names)
