@@ -374,12 +374,14 @@ def _preset_not_found(name: str) -> SimulatorError:
     )
 
 
+def _requested_identifier(specifier: dict[str, Any]) -> str:
+    if specifier["type"] == "instanceReference":
+        return str(specifier["instanceReference"])
+    return str(specifier["query"].get("identifier", ""))
+
+
 async def _run_prediction(ctx: ChannelContext, req: _PredictRequest) -> None:
     state = ctx.state
-    instance = state.resolve("llm", req.specifier, by_identifier_error=False)
-    if req.preset is not None:
-        raise _preset_not_found(req.preset)
-    config = env.flatten_stack(req.stack)
     layer_names = {layer["layerName"] for layer in req.stack["layers"]}
     completion_prompt = req.raw_prompt
     if completion_prompt is None and _COMPLETE_MODE_LAYER in layer_names and req.history:
@@ -389,7 +391,7 @@ async def _run_prediction(ctx: ChannelContext, req: _PredictRequest) -> None:
         connection_id=ctx.conn.id,
         channel_id=ctx.channel_id,
         endpoint=req.endpoint,
-        model_identifier=instance.identifier,
+        model_identifier=_requested_identifier(req.specifier),
         history=req.history,
         raw_prompt=completion_prompt,
         config_stack=req.stack,
@@ -400,8 +402,13 @@ async def _run_prediction(ctx: ChannelContext, req: _PredictRequest) -> None:
         record.cancel_received = True
 
     ctx.on_cancel = on_cancel
-    instance.touch()
     try:
+        instance = state.resolve("llm", req.specifier, by_identifier_error=False)
+        record.model_identifier = instance.identifier
+        instance.touch()
+        if req.preset is not None:
+            raise _preset_not_found(req.preset)
+        config = env.flatten_stack(req.stack)
         script = state.script_for(instance)
         if script is not None and script.error is not None:
             raise SimulatorError(script.error)
