@@ -1,0 +1,135 @@
+"""Bad input and server errors: specific exceptions, readable messages, nothing left open."""
+
+from __future__ import annotations
+
+import pytest
+
+import lmstudio_async as lms
+from lmstudio_async.testing import Faults, ScriptedReply, Simulator
+
+pytestmark = pytest.mark.anyio
+
+MODEL = "qwen2.5-7b-instruct"
+
+
+async def test_unknown_model_key(simulator: Simulator, client: lms.LMStudioClient) -> None:
+    with pytest.raises(lms.LMStudioModelNotFoundError) as caught:
+        await client.llm.model("no-such-model")
+    assert "no-such-model" in str(caught.value) or caught.value.code is not None
+    assert isinstance(caught.value, lms.LMStudioServerError)
+    await simulator.wait_for(lambda: client._open_channel_count() == 0)
+    assert simulator.open_channel_count() == 0
+
+
+async def test_model_unloaded_under_a_handle(
+    simulator: Simulator, client: lms.LMStudioClient, model: lms.LLM
+) -> None:
+    connection = await client.connection("llm")
+    await connection.call("unloadModel", {"identifier": MODEL})
+    with pytest.raises(lms.LMStudioModelNotFoundError):
+        await model.respond("anyone there?")
+    await simulator.wait_for(lambda: client._open_channel_count() == 0)
+
+
+async def test_unknown_preset(model: lms.LLM) -> None:
+    with pytest.raises(lms.LMStudioPresetNotFoundError) as caught:
+        await model.respond("hi", preset="no-such-preset")
+    assert caught.value.code == "generic.presetNotFound"
+
+
+async def test_server_error_mid_stream(
+    simulator: Simulator, client: lms.LMStudioClient, model: lms.LLM
+) -> None:
+    simulator.script(
+        MODEL, ScriptedReply(content="a b c d e f", faults=Faults(channel_error_after_fragments=2))
+    )
+    seen: list[str] = []
+
+    async def consume() -> None:
+        async for fragment in model.respond("go"):
+            seen.append(fragment.content)
+
+    with pytest.raises(lms.LMStudioServerError):
+        await consume()
+    assert len(seen) == 2
+    assert client._open_channel_count() == 0
+    assert (await model.respond("next")).content == "You said: next"
+
+
+async def test_scripted_server_error_keeps_the_payload(
+    simulator: Simulator, model: lms.LLM
+) -> None:
+    payload = {
+        "title": "Engine crashed",
+        "cause": "out of memory",
+        "suggestion": "Use a smaller model",
+    }
+    simulator.script(MODEL, ScriptedReply(error=payload))
+    with pytest.raises(lms.LMStudioServerError) as caught:
+        await model.respond("go")
+    message = str(caught.value)
+    assert "Engine crashed" in message
+    assert "out of memory" in message
+    assert "smaller model" in message
+    assert caught.value.payload["title"] == "Engine crashed"
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        ({"temperature": -1}, "temperature"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"top_p_sampling": 2}, "top_p_sampling"),
+        ({"temprature": 0.5}, "temperature"),
+    ],
+)
+async def test_invalid_config_is_rejected_before_sending(
+    simulator: Simulator, model: lms.LLM, config: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(lms.LMStudioConfigError, match=fragment):
+        model.respond("hi", config=config)
+    assert simulator.predictions == []
+
+
+async def test_history_without_a_user_message(model: lms.LLM) -> None:
+    with pytest.raises(lms.LMStudioUsageError, match="user"):
+        model.respond([{"role": "system", "content": "Only a system prompt"}])
+
+
+@pytest.mark.parametrize(
+    "history", [[{"role": "wizard", "content": "hi"}], [{"role": "user", "content": 42}], 17]
+)
+async def test_invalid_history(model: lms.LLM, history: object) -> None:
+    with pytest.raises(lms.LMStudioUsageError):
+        model.respond(history)  # type: ignore[arg-type]
+
+
+async def test_complete_takes_a_string(model: lms.LLM) -> None:
+    with pytest.raises(lms.LMStudioUsageError, match="respond"):
+        model.complete([{"role": "user", "content": "hi"}])  # type: ignore[arg-type]
+
+
+async def test_stopped_server(client: lms.LMStudioClient, simulator: Simulator) -> None:
+    model = await client.llm.model(MODEL)
+    await simulator.aclose()
+    with pytest.raises(lms.LMStudioConnectionError):
+        await model.respond("anyone?")
+
+
+async def test_garbage_from_the_server_is_survived(
+    simulator: Simulator,
+    client: lms.LMStudioClient,
+    model: lms.LLM,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    faults = Faults(
+        malformed_json_after_fragments=1,
+        unknown_packet_after_fragments=2,
+        unknown_channel_after_fragments=3,
+        unknown_envelope_after_fragments=4,
+    )
+    simulator.script(MODEL, ScriptedReply(content="one two three four five six", faults=faults))
+    result = await model.respond("go")
+    assert result.content == "one two three four five six"
+    assert (await model.respond("again")).content == "You said: again"
+    assert any("cannot use" in r.getMessage() for r in caplog.records)

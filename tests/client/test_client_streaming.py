@@ -1,0 +1,156 @@
+"""Streaming predictions end to end: the product's main path, over real loopback sockets."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import lmstudio_async as lms
+from lmstudio_async.testing import ScriptedReply, Simulator, default_reply
+
+pytestmark = pytest.mark.anyio
+
+MODEL = "qwen2.5-7b-instruct"
+
+
+async def test_the_readme_snippet_streams_text_and_stats(client: lms.LMStudioClient) -> None:
+    model = await client.llm.model(MODEL)
+    chat = lms.Chat.from_history(
+        [
+            {"role": "system", "content": "You are a resident AI philosopher."},
+            {"role": "user", "content": "What is the meaning of life?"},
+        ]
+    )
+    prediction = model.respond(chat, config={"temperature": 0.6, "max_tokens": 50})
+    pieces = [fragment.content async for fragment in prediction]
+    result = await prediction.result()
+
+    assert "".join(pieces) == result.content == default_reply(chat.to_dict())
+    assert len(pieces) > 1
+    assert result.model_info.display_name == "Qwen2.5 7B Instruct"
+    assert result.stats.predicted_tokens_count == len(pieces)
+    assert result.stats.time_to_first_token_sec is not None
+    assert result.stats.stop_reason == "eosFound"
+    assert result.prediction_config.temperature == 0.6
+    assert result.prediction_config.max_tokens == 50
+
+
+async def test_streamed_and_awaited_content_are_identical(model: lms.LLM) -> None:
+    streamed = "".join([f.content async for f in model.respond("Tell me a story")])
+    awaited = await model.respond("Tell me a story")
+    via_result = await model.respond("Tell me a story").result()
+    assert streamed == awaited.content == via_result.content
+    assert awaited.content == default_reply({"messages": [_user("Tell me a story")]})
+
+
+async def test_result_after_iteration_needs_no_more_network(
+    simulator: Simulator, model: lms.LLM
+) -> None:
+    prediction = model.respond("Hello")
+    async for _ in prediction:
+        pass
+    assert prediction.done
+    # Even with the server gone, the result is already there.
+    await simulator.drop_connections()
+    result = await prediction.result()
+    assert result.content == "You said: Hello"
+    assert await prediction is result
+
+
+async def test_plain_string_and_dict_list_histories_are_accepted(model: lms.LLM) -> None:
+    by_string = await model.respond("Ping")
+    by_dicts = await model.respond([{"role": "user", "content": "Ping"}])
+    by_chat = await model.respond(lms.Chat.from_history("Ping"))
+    assert by_string.content == by_dicts.content == by_chat.content == "You said: Ping"
+
+
+async def test_callbacks_fire_in_protocol_order(model: lms.LLM) -> None:
+    events: list[str] = []
+
+    async def on_fragment(fragment: lms.PredictionFragment) -> None:
+        events.append(f"fragment:{fragment.content}")
+
+    result = await model.respond(
+        "a b",
+        on_prompt_processing_progress=lambda p: events.append(f"progress:{p}"),
+        on_first_token=lambda: events.append("first"),
+        on_prediction_fragment=on_fragment,
+    )
+    progress = [e for e in events if e.startswith("progress")]
+    assert progress[0] == "progress:0.0"
+    assert progress[-1] == "progress:1.0"
+    first = events.index("first")
+    assert all(e.startswith("progress") for e in events[:first])
+    fragments = [e.removeprefix("fragment:") for e in events[first + 1 :]]
+    assert "".join(fragments) == result.content
+
+
+async def test_reasoning_is_split_from_the_answer(simulator: Simulator, model: lms.LLM) -> None:
+    simulator.script(MODEL, ScriptedReply(reasoning="Think hard.", content="42"))
+    fragments = []
+    prediction = model.respond("Why?")
+    async for fragment in prediction:
+        fragments.append(fragment)
+    result = await prediction.result()
+    assert result.reasoning_content == "Think hard."
+    assert result.non_reasoning_content == "42"
+    assert "<think>" in result.content
+    assert result.content.endswith("42")
+    assert {f.reasoning_type for f in fragments} >= {"reasoningStartTag", "reasoning", "none"}
+
+
+async def test_complete_continues_raw_text(simulator: Simulator, model: lms.LLM) -> None:
+    result = await model.complete("Once upon a time")
+    assert result.content
+    created = [f for f in simulator.frames_received("llm") if f.get("type") == "channelCreate"]
+    assert created[-1]["endpoint"] == "completeRawText"
+    assert created[-1]["creationParameter"]["rawPrompt"] == "Once upon a time"
+    # Stop strings from presets must not cut raw completions (what LM Studio's own client does).
+    fields = created[-1]["creationParameter"]["predictionConfigStack"]["layers"][0]["config"]
+    assert {"key": "llm.prediction.stopStrings", "value": []} in fields["fields"]
+
+
+async def test_max_tokens_and_stop_strings_reach_the_model(model: lms.LLM) -> None:
+    limited = await model.respond("one two three four five six", config={"maxTokens": 2})
+    assert limited.stats.stop_reason == "maxPredictedTokensReached"
+    assert limited.stats.predicted_tokens_count == 2
+    stopped = await model.respond("alpha beta gamma", config={"stop_strings": ["beta"]})
+    assert stopped.stats.stop_reason == "stopStringFound"
+    assert "beta" not in stopped.content
+
+
+async def test_two_hundred_concurrent_predictions_share_one_socket(
+    simulator: Simulator, client: lms.LMStudioClient, model: lms.LLM
+) -> None:
+    results: dict[int, str] = {}
+
+    async def run(i: int) -> None:
+        results[i] = "".join([f.content async for f in model.respond(f"prompt number {i}")])
+
+    async with anyio.create_task_group() as tg:
+        for i in range(200):
+            tg.start_soon(run, i)
+
+    assert results == {i: f"You said: prompt number {i}" for i in range(200)}
+    llm_auths = [f for f in simulator.frames_received("llm") if "authVersion" in f]
+    assert len(llm_auths) == 1
+    await simulator.wait_for(lambda: client._open_channel_count() == 0)
+    await simulator.wait_for(lambda: simulator.open_channel_count() == 0)
+
+
+async def test_a_slow_consumer_does_not_hold_up_other_predictions(
+    simulator: Simulator, model: lms.LLM
+) -> None:
+    simulator.script(MODEL, ScriptedReply(content=" ".join(["slow"] * 50)))
+    slow = model.respond("first")
+    async with slow:
+        # Take one fragment, then sit on the rest while another prediction runs to the end.
+        async for _ in slow:
+            break
+        with anyio.fail_after(5):
+            fast = await model.respond("second")
+        assert fast.content == "You said: second"
+
+
+def _user(text: str) -> dict[str, object]:
+    return {"role": "user", "content": [{"type": "text", "text": text}]}
