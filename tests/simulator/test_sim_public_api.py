@@ -1,0 +1,30 @@
+"""The shipped surface of ``lmstudio_async.testing``."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import lmstudio_async.testing as testing
+from lmstudio_async.testing.__main__ import main
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert testing.__all__ == sorted(testing.__all__)
+    functions = {"default_catalog", "default_completion", "default_reply", "serve"}
+    classes = {n for n in dir(testing) if n[0].isupper()}
+    assert classes | functions <= set(testing.__all__)
+
+
+def test_cli_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "--port" in capsys.readouterr().out
+
+
+@pytest.mark.anyio
+async def test_serve_runs_until_cancelled() -> None:
+    with anyio.move_on_after(0.1) as scope:
+        await testing.serve(port=0)
+    assert scope.cancelled_caught
