@@ -13,8 +13,15 @@ from anyio.abc import TaskGroup
 from ._connections import ConnectionPool
 from ._errors import LMStudioClientClosedError, LMStudioUsageError
 from ._mux import Connection
-from ._namespaces import EmbeddingNamespace, LLMNamespace, SystemNamespace
+from ._namespaces import (
+    LLM,
+    EmbeddingModel,
+    EmbeddingNamespace,
+    LLMNamespace,
+    SystemNamespace,
+)
 from ._protocol.auth import resolve_credentials
+from .types.models import ModelInfo
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -140,6 +147,18 @@ class LMStudioClient:
                 "one client per event loop."
             )
         return await self._pool.connection(namespace)
+
+    # -- conveniences spanning namespaces -------------------------------------------------------
+
+    async def list_downloaded_models(self) -> list[ModelInfo]:
+        """Every model on disk, LLMs and embedding models alike (``client.system``'s list)."""
+        return await self.system.list_downloaded_models()
+
+    async def list_loaded_models(self) -> list[LLM | EmbeddingModel]:
+        """Handles to every loaded model: the LLMs first, then the embedding models."""
+        llms = await self.llm.list_loaded()
+        embedding_models = await self.embedding.list_loaded()
+        return [*llms, *embedding_models]
 
     def _open_channel_count(self) -> int:
         """Channels open on this client's live sockets (for tests and diagnostics)."""

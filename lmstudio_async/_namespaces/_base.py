@@ -1,30 +1,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
 import msgspec
 
-from .._errors import LMStudioCancelledError, LMStudioProtocolError, LMStudioUsageError
+from .._errors import LMStudioProtocolError, LMStudioUsageError
 from .._mux import Channel, ChannelClosed, Connection
-from .._prediction._callbacks import MaybeAwaitable, invoke
-from .._protocol.packets import (
-    GET_OR_LOAD_TYPES,
-    AlreadyLoaded,
-    GetOrLoadProgress,
-    GetOrLoadSuccess,
-    StartLoading,
-    UnknownPacket,
-    decode_packet,
-    get_or_load_packets,
-)
-from ..types.kv import single_layer_stack
+from ..types.kv import KVConfig, KVField, single_layer_stack
+from ..types.load_config import EmbeddingLoadConfig, LLMLoadConfig
 from ..types.models import EmbeddingModelInstanceInfo, LLMInstanceInfo
+from ._loading import ProgressCallback, check_max_concurrency, drive_load, map_bounded
 
 __all__ = [
     "ConnectionSource",
     "ModelHandle",
     "ModelNamespace",
+    "ProgressCallback",
     "decode_result",
     "instance_specifier",
     "query_specifier",
@@ -33,7 +25,6 @@ __all__ = [
 
 InfoT = TypeVar("InfoT", LLMInstanceInfo, EmbeddingModelInstanceInfo)
 ResultT = TypeVar("ResultT")
-ProgressCallback = Callable[[float], MaybeAwaitable]
 
 
 class ConnectionSource(Protocol):
@@ -94,8 +85,46 @@ async def run_channel(channel: Channel, on_packet: Callable[[Any], Any]) -> Any:
         raise
 
 
+class _Tokens(msgspec.Struct):
+    tokens: list[int]
+
+
+class _TokenCount(msgspec.Struct, rename="camel"):
+    token_count: int
+
+
+def _check_text(text: object, method: str) -> str:
+    if not isinstance(text, str):
+        raise LMStudioUsageError(f"{method}() takes a string, got {type(text).__name__}.")
+    return text
+
+
+def check_texts(texts: object, method: str) -> list[str]:
+    """A non-empty list or tuple of strings, else a usage error naming the culprit."""
+    if not isinstance(texts, list | tuple):
+        raise LMStudioUsageError(
+            f"{method}() takes a string or a list of strings, got {type(texts).__name__}."
+        )
+    if not texts:
+        raise LMStudioUsageError(
+            f"{method}() got an empty list: pass at least one string (there is nothing to do "
+            "for an empty batch, so skip the call)."
+        )
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise LMStudioUsageError(
+                f"{method}() takes strings only; item {index} is a {type(text).__name__}."
+            )
+    return list(texts)
+
+
 class ModelHandle(Generic[InfoT]):
-    """A loaded model instance. Shared by the LLM and embedding handles."""
+    """A loaded model instance. Shared by the LLM and embedding handles.
+
+    A handle addresses the exact instance it was obtained for: once that instance is unloaded
+    its methods raise :class:`LMStudioModelNotFoundError`, even if another model was loaded
+    under the same identifier since.
+    """
 
     _namespace_name: str = ""
 
@@ -122,9 +151,79 @@ class ModelHandle(Generic[InfoT]):
         connection = await self._source.connection(self._namespace_name)
         return await connection.call(endpoint, parameter)
 
+    async def get_info(self) -> InfoT:
+        """Fresh instance info from the server (e.g. ``last_used_time``, ``ttl_ms``)."""
+        raw = await self._call(
+            "getModelInfo", {"specifier": self._specifier, "throwIfNotFound": True}
+        )
+        info: InfoT = decode_result(raw, type(self._info), "getModelInfo")
+        self._info = info
+        return info
+
+    async def _get_load_kv(self) -> KVConfig:
+        raw = await self._call("getLoadConfig", {"specifier": self._specifier})
+        return decode_result(raw, KVConfig, "getLoadConfig")
+
+    @overload
+    async def get_load_config(self: ModelHandle[LLMInstanceInfo]) -> LLMLoadConfig: ...
+    @overload
+    async def get_load_config(
+        self: ModelHandle[EmbeddingModelInstanceInfo],
+    ) -> EmbeddingLoadConfig: ...
+    async def get_load_config(self) -> LLMLoadConfig | EmbeddingLoadConfig:
+        """The load config the instance is running with, typed (unknown keys are ignored)."""
+        kv = await self._get_load_kv()
+        if isinstance(self._info, LLMInstanceInfo):
+            return LLMLoadConfig.from_kv(kv)
+        return EmbeddingLoadConfig.from_kv(kv)
+
+    async def get_context_length(self) -> int:
+        """The context length (in tokens) the instance was loaded with."""
+        return (await self.get_info()).context_length
+
+    @overload
+    async def tokenize(self, text: str) -> list[int]: ...
+    @overload
+    async def tokenize(
+        self, text: list[str] | tuple[str, ...], *, max_concurrency: int = 16
+    ) -> list[list[int]]: ...
+    async def tokenize(
+        self, text: str | list[str] | tuple[str, ...], *, max_concurrency: int = 16
+    ) -> list[int] | list[list[int]]:
+        """The model's token ids for a text; for a list, one list of ids per text, in order.
+
+        A list issues one request per text, at most ``max_concurrency`` at a time.
+        """
+        limit = check_max_concurrency(max_concurrency)
+        if isinstance(text, str):
+            return await self._tokenize_one(text)
+        texts = check_texts(text, "tokenize")
+        return await map_bounded(self._tokenize_one, texts, max_concurrency=limit)
+
+    async def _tokenize_one(self, text: str) -> list[int]:
+        raw = await self._call("tokenize", {"specifier": self._specifier, "inputString": text})
+        return decode_result(raw, _Tokens, "tokenize").tokens
+
+    async def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is for this model."""
+        _check_text(text, "count_tokens")
+        raw = await self._call("countTokens", {"specifier": self._specifier, "inputString": text})
+        return decode_result(raw, _TokenCount, "countTokens").token_count
+
+    async def unload(self) -> None:
+        """Unload this instance from LM Studio's memory.
+
+        Raises :class:`LMStudioModelNotFoundError` if it is no longer loaded; a model loaded
+        since under the same identifier is left alone.
+        """
+        # unloadModel only takes an identifier; checking the instance reference first keeps a
+        # stale handle from unloading a newer model that took over the identifier.
+        await self._call("getModelInfo", {"specifier": self._specifier, "throwIfNotFound": True})
+        await self._call("unloadModel", {"identifier": self.identifier})
+
 
 class ModelNamespace(Generic[InfoT]):
-    """Shared ``model()`` / ``list_loaded()`` of the llm and embedding namespaces."""
+    """Shared ``model()`` / ``list_loaded()`` / ``load()`` / ``unload()`` of llm and embedding."""
 
     _name: str = ""
     _info_type: type[InfoT]
@@ -168,31 +267,50 @@ class ModelNamespace(Generic[InfoT]):
             parameter["loadTtlMs"] = _ttl_ms(ttl)
         connection = await self._connection()
         channel = connection.open_channel("getOrLoad", parameter)
-        info_type = self._info_type
+        return await drive_load(
+            channel,
+            namespace=self._name,
+            model_key=model_key,
+            info_type=self._info_type,
+            on_progress=on_load_progress,
+        )
 
-        async def on_packet(raw: msgspec.Raw) -> InfoT | None:
-            packet = decode_packet(get_or_load_packets, raw, GET_OR_LOAD_TYPES)
-            if isinstance(packet, AlreadyLoaded | GetOrLoadSuccess):
-                if not isinstance(packet.info, info_type):
-                    other = "embedding" if self._name == "llm" else "llm"
-                    raise LMStudioUsageError(
-                        f"{model_key!r} is not a {self._name} model; it is loaded as an "
-                        f"{other} model: use client.{other}.model({model_key!r})."
-                    )
-                if on_load_progress is not None and isinstance(packet, GetOrLoadSuccess):
-                    await invoke(on_load_progress, 1.0)
-                return packet.info
-            if isinstance(packet, GetOrLoadProgress) and on_load_progress is not None:
-                await invoke(on_load_progress, min(max(packet.progress, 0.0), 1.0))
-            elif isinstance(packet, StartLoading | UnknownPacket):
-                pass
-            return None
+    async def _load_info(
+        self,
+        model_key: str,
+        *,
+        identifier: str | None,
+        ttl: float | None,
+        load_fields: list[KVField],
+        on_progress: ProgressCallback | None,
+    ) -> InfoT:
+        _check_identifier(model_key, "The model key")
+        parameter: dict[str, Any] = {
+            "modelKey": model_key,
+            "loadConfigStack": single_layer_stack(load_fields),
+        }
+        if identifier is not None:
+            parameter["identifier"] = _check_identifier(identifier, "The identifier")
+        if ttl is not None:
+            parameter["ttlMs"] = _ttl_ms(ttl)
+        connection = await self._connection()
+        channel = connection.open_channel("loadModel", parameter)
+        return await drive_load(
+            channel,
+            namespace=self._name,
+            model_key=model_key,
+            info_type=self._info_type,
+            on_progress=on_progress,
+        )
 
-        try:
-            result: InfoT = await run_channel(channel, on_packet)
-        except LMStudioCancelledError:
-            raise
-        return result
+    async def unload(self, identifier: str) -> None:
+        """Unload the instance loaded under ``identifier``.
+
+        Raises :class:`LMStudioModelNotFoundError` if no model of this kind is loaded under it.
+        """
+        _check_identifier(identifier, "The identifier")
+        connection = await self._connection()
+        await connection.call("unloadModel", {"identifier": identifier})
 
 
 def _ttl_ms(ttl: float) -> int:

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 
 from .._errors import LMStudioUsageError
 from ..types.load_config import EmbeddingLoadConfig
 from ..types.models import EmbeddingModelInstanceInfo
-from ._base import ModelHandle, ModelNamespace, ProgressCallback, decode_result
+from ._base import ModelHandle, ModelNamespace, check_texts, decode_result
+from ._loading import BatchProgressCallback, ProgressCallback, check_max_concurrency, map_bounded
 
 __all__ = ["EmbeddingModel", "EmbeddingNamespace"]
 
@@ -18,14 +19,45 @@ class _Embedding(msgspec.Struct):
 
 
 class EmbeddingModel(ModelHandle[EmbeddingModelInstanceInfo]):
-    """A loaded embedding model."""
+    """A loaded embedding model: ``embed`` texts, ``tokenize``, ``count_tokens``, ``unload``."""
 
     _namespace_name = "embedding"
 
-    async def embed(self, text: str) -> list[float]:
-        """The embedding vector of one text."""
-        if not isinstance(text, str):
-            raise LMStudioUsageError(f"embed() takes a string, got {type(text).__name__}.")
+    @overload
+    async def embed(self, text: str) -> list[float]: ...
+    @overload
+    async def embed(
+        self,
+        text: list[str] | tuple[str, ...],
+        *,
+        max_concurrency: int = 16,
+        progress: BatchProgressCallback | None = None,
+    ) -> list[list[float]]: ...
+    async def embed(
+        self,
+        text: str | list[str] | tuple[str, ...],
+        *,
+        max_concurrency: int = 16,
+        progress: BatchProgressCallback | None = None,
+    ) -> list[float] | list[list[float]]:
+        """The embedding vector of one text, or one vector per text of a list, in input order.
+
+        LM Studio embeds one string per request; a list sends at most ``max_concurrency``
+        requests at a time and calls ``progress(done, total)`` (plain or ``async``) after each
+        text. An empty list raises :class:`LMStudioUsageError`. The first failure cancels the
+        rest of the batch and is raised.
+        """
+        limit = check_max_concurrency(max_concurrency)
+        if isinstance(text, str):
+            if progress is not None:
+                raise LMStudioUsageError(
+                    "progress applies to lists of texts only: embed([...], progress=...)."
+                )
+            return await self._embed_one(text)
+        texts = check_texts(text, "embed")
+        return await map_bounded(self._embed_one, texts, max_concurrency=limit, on_done=progress)
+
+    async def _embed_one(self, text: str) -> list[float]:
         raw = await self._call(
             "embedString", {"modelSpecifier": self._specifier, "inputString": text}
         )
@@ -33,7 +65,7 @@ class EmbeddingModel(ModelHandle[EmbeddingModelInstanceInfo]):
 
 
 class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
-    """``client.embedding``: get, list and use embedding models."""
+    """``client.embedding``: get, load, list, unload and use embedding models."""
 
     _name = "embedding"
     _info_type = EmbeddingModelInstanceInfo
@@ -46,12 +78,48 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
         config: EmbeddingLoadConfig | Mapping[str, Any] | None = None,
         on_load_progress: ProgressCallback | None = None,
     ) -> EmbeddingModel:
-        """A handle to a loaded embedding model (loading it first if needed)."""
+        """A handle to a loaded embedding model.
+
+        With a key: the model loaded under that identifier, loading it first if needed
+        (``ttl`` seconds of idleness before LM Studio unloads it, load ``config``,
+        ``on_load_progress`` from 0.0 to 1.0). Without: any embedding model that is loaded.
+        """
         if model_key is None:
+            if ttl is not None or config is not None or on_load_progress is not None:
+                raise LMStudioUsageError(
+                    "ttl, config and on_load_progress apply only when a model key is given: "
+                    "client.embedding.model('model-key', ...)."
+                )
             return EmbeddingModel(self._source, await self._any_loaded_info())
         load_fields = EmbeddingLoadConfig.from_value(config).to_kv_fields()
         info = await self._get_or_load_info(
             model_key, ttl=ttl, load_fields=load_fields, on_load_progress=on_load_progress
+        )
+        return EmbeddingModel(self._source, info)
+
+    async def load(
+        self,
+        model_key: str,
+        *,
+        identifier: str | None = None,
+        ttl: float | None = None,
+        config: EmbeddingLoadConfig | Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> EmbeddingModel:
+        """Load a new instance of a downloaded embedding model and return its handle.
+
+        ``identifier`` names the instance (it must not be in use; by default LM Studio derives
+        one from the key), ``ttl`` is the idle time in seconds before LM Studio unloads it,
+        ``config`` the load options, ``on_progress`` gets floats rising to 1.0. Cancelling the
+        awaiting task cancels the load in LM Studio.
+        """
+        load_fields = EmbeddingLoadConfig.from_value(config).to_kv_fields()
+        info = await self._load_info(
+            model_key,
+            identifier=identifier,
+            ttl=ttl,
+            load_fields=load_fields,
+            on_progress=on_progress,
         )
         return EmbeddingModel(self._source, info)
 

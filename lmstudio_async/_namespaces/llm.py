@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from .._errors import LMStudioUsageError
 from .._mux import Channel
 from .._prediction import PredictionCallbacks, PredictionStream
@@ -13,7 +15,7 @@ from ..types.kv import KVConfig, KVConfigLayer, KVConfigStack, KVField, single_l
 from ..types.load_config import LLMLoadConfig
 from ..types.models import LLMInstanceInfo
 from ..types.prediction import PredictionFragment
-from ._base import ModelHandle, ModelNamespace, ProgressCallback
+from ._base import ModelHandle, ModelNamespace, ProgressCallback, decode_result
 
 __all__ = ["LLM", "LLMNamespace"]
 
@@ -40,6 +42,10 @@ _VERBATIM_TEMPLATE = KVConfigLayer(
         ]
     ),
 )
+
+
+class _Formatted(msgspec.Struct):
+    formatted: str
 
 
 def _check_preset(preset: str | None) -> None:
@@ -152,6 +158,30 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         connection = await self._source.connection("llm")
         return connection.open_channel(endpoint, parameter)
 
+    # -- model management (LLM-only part; the shared methods live on ModelHandle) -------------
+
+    async def apply_prompt_template(
+        self, history: HistoryLike, *, config: ConfigLike = None
+    ) -> str:
+        """The exact prompt text the model would see for ``history`` (its chat template applied).
+
+        ``config`` is a prediction config whose template-related options (e.g. a custom
+        ``prompt_template``) are taken into account.
+        """
+        chat = Chat.from_history(history)
+        prediction_config = PredictionConfig.from_value(config)
+        raw = await self._call(
+            "applyPromptTemplate",
+            {
+                "specifier": self._specifier,
+                "history": chat.to_wire(),
+                "predictionConfigStack": single_layer_stack(prediction_config.to_kv_fields()),
+                "opts": {},
+            },
+        )
+        return decode_result(raw, _Formatted, "applyPromptTemplate").formatted
+
+
 
 class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
     """``client.llm``: get, list and use LLMs."""
@@ -189,3 +219,31 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
     async def list_loaded(self) -> list[LLM]:
         """Handles to every LLM currently loaded."""
         return [LLM(self._source, info) for info in await self._list_loaded_infos()]
+
+    # -- model management ---------------------------------------------------------------------
+
+    async def load(
+        self,
+        model_key: str,
+        *,
+        identifier: str | None = None,
+        ttl: float | None = None,
+        config: LLMLoadConfig | Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> LLM:
+        """Load a new instance of a downloaded LLM and return its handle.
+
+        ``identifier`` names the instance (it must not be in use; by default LM Studio derives
+        one from the key), ``ttl`` is the idle time in seconds before LM Studio unloads it,
+        ``config`` the load options (e.g. ``{"context_length": 8192}``), ``on_progress`` gets
+        floats rising to 1.0. Cancelling the awaiting task cancels the load in LM Studio.
+        """
+        load_fields = LLMLoadConfig.from_value(config).to_kv_fields()
+        info = await self._load_info(
+            model_key,
+            identifier=identifier,
+            ttl=ttl,
+            load_fields=load_fields,
+            on_progress=on_progress,
+        )
+        return LLM(self._source, info)
