@@ -14,12 +14,16 @@ from ._errors import (
     LMStudioPresetNotFoundError,
     LMStudioProtocolError,
     LMStudioServerError,
+    LMStudioStructuredOutputError,
     LMStudioTimeoutError,
+    LMStudioToolCallError,
     LMStudioUsageError,
 )
 from ._namespaces import LLM, EmbeddingModel, EmbeddingNamespace, LLMNamespace, SystemNamespace
 from ._namespaces.system import LMStudioVersion
 from ._prediction import PredictionStream
+from ._prediction._structured import GBNFGrammar
+from ._tools import ActResult, ActRound, GuardDecision, Tool, ToolCallOutcome
 from ._version import __version__
 from .types import (
     Chat,
@@ -38,6 +42,8 @@ from .types import (
 
 __all__ = [
     "LLM",
+    "ActResult",
+    "ActRound",
     "Chat",
     "ChatMessage",
     "EmbeddingLoadConfig",
@@ -45,6 +51,8 @@ __all__ = [
     "EmbeddingModelInfo",
     "EmbeddingModelInstanceInfo",
     "EmbeddingNamespace",
+    "GBNFGrammar",
+    "GuardDecision",
     "LLMInfo",
     "LLMInstanceInfo",
     "LLMLoadConfig",
@@ -62,7 +70,9 @@ __all__ = [
     "LMStudioPresetNotFoundError",
     "LMStudioProtocolError",
     "LMStudioServerError",
+    "LMStudioStructuredOutputError",
     "LMStudioTimeoutError",
+    "LMStudioToolCallError",
     "LMStudioUsageError",
     "LMStudioVersion",
     "PredictionConfig",
@@ -71,5 +81,7 @@ __all__ = [
     "PredictionStats",
     "PredictionStream",
     "SystemNamespace",
+    "Tool",
+    "ToolCallOutcome",
     "__version__",
 ]

@@ -12,6 +12,8 @@ Every exception the SDK raises on purpose derives from :class:`LMStudioError`::
     │   ├── LMStudioPresetNotFoundError                   the named preset does not exist
     │   └── LMStudioChannelError                          an operation's channel ended abnormally
     ├── LMStudioProtocolError                             the server sent something unusable
+    ├── LMStudioStructuredOutputError                     a reply did not match response_format
+    ├── LMStudioToolCallError                             a tool call was invalid or its tool failed
     ├── LMStudioClientClosedError                         the client was used after aclose()
     ├── LMStudioUsageError (also ValueError)              the caller passed something invalid
     │   └── LMStudioConfigError                           an invalid prediction / load config
@@ -39,7 +41,9 @@ __all__ = [
     "LMStudioPresetNotFoundError",
     "LMStudioProtocolError",
     "LMStudioServerError",
+    "LMStudioStructuredOutputError",
     "LMStudioTimeoutError",
+    "LMStudioToolCallError",
     "LMStudioUsageError",
     "server_error_from_payload",
 ]
@@ -107,6 +111,28 @@ class LMStudioChannelError(LMStudioServerError):
 
 class LMStudioProtocolError(LMStudioError):
     """The server sent something this client cannot interpret for the current operation."""
+
+
+class LMStudioStructuredOutputError(LMStudioError):
+    """The model's reply does not decode or validate as the requested ``response_format``.
+
+    ``content`` is the raw reply text (without reasoning) and ``stop_reason`` why generation
+    ended: a reply cut short (``maxPredictedTokensReached``, ``userStopped``) is often the cause.
+    """
+
+    def __init__(self, message: str, *, content: str, stop_reason: str | None = None) -> None:
+        super().__init__(message)
+        self.content = content
+        self.stop_reason = stop_reason
+
+
+class LMStudioToolCallError(LMStudioError):
+    """A tool call in ``act()`` could not be run: unknown tool, invalid arguments, a tool that
+    raised (the original exception is ``__cause__``), or a request the model failed to generate.
+
+    ``act()`` passes it to ``handle_invalid_tool_request``; by default its message is sent to
+    the model as the tool result.
+    """
 
 
 class LMStudioClientClosedError(LMStudioError):

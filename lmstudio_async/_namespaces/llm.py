@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -9,8 +9,24 @@ from .._errors import LMStudioUsageError
 from .._mux import Channel
 from .._prediction import PredictionCallbacks, PredictionStream
 from .._prediction._callbacks import MaybeAwaitable
+from .._prediction._structured import (
+    GBNFGrammar,
+    ResponseFormat,
+    ResponseFormatLike,
+    resolve_response_format,
+)
+from .._tools import (
+    ActCallbacks,
+    ActResult,
+    ActRound,
+    InvalidToolRequestHandler,
+    ToolCallGuard,
+    ToolLike,
+    run_act,
+    to_tools,
+)
 from ..types.chat import Chat, ChatMessage, ToolCallRequest
-from ..types.config import PredictionConfig
+from ..types.config import PredictionConfig, StructuredOutput
 from ..types.kv import KVConfig, KVConfigLayer, KVConfigStack, KVField, single_layer_stack
 from ..types.load_config import LLMLoadConfig
 from ..types.models import LLMInstanceInfo
@@ -48,6 +64,23 @@ class _Formatted(msgspec.Struct):
     formatted: str
 
 
+T = TypeVar("T")
+
+
+def _with_response_format(
+    config: PredictionConfig, response_format: object
+) -> tuple[PredictionConfig, ResponseFormat[Any] | None]:
+    if response_format is None:
+        return config, None
+    if config.structured is not None:
+        raise LMStudioUsageError(
+            "Pass the output format once: either response_format= or config['structured'], "
+            "not both."
+        )
+    fmt = resolve_response_format(response_format)
+    return msgspec.structs.replace(config, structured=fmt.structured), fmt
+
+
 def _check_preset(preset: str | None) -> None:
     if preset is not None and (not isinstance(preset, str) or not preset):
         raise LMStudioUsageError(f"preset must be a non-empty preset name, got {preset!r}.")
@@ -58,10 +91,12 @@ class LLM(ModelHandle[LLMInstanceInfo]):
 
     _namespace_name = "llm"
 
+    @overload
     def respond(
         self,
         history: HistoryLike,
         *,
+        response_format: None = None,
         config: ConfigLike = None,
         preset: str | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
@@ -72,24 +107,91 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
         on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
         on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
-    ) -> PredictionStream:
+    ) -> PredictionStream[str]: ...
+    @overload
+    def respond(
+        self,
+        history: HistoryLike,
+        *,
+        response_format: GBNFGrammar,
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
+        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
+        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
+    ) -> PredictionStream[str]: ...
+    @overload
+    def respond(
+        self,
+        history: HistoryLike,
+        *,
+        response_format: type[T],
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
+        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
+        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
+    ) -> PredictionStream[T]: ...
+    @overload
+    def respond(
+        self,
+        history: HistoryLike,
+        *,
+        response_format: Mapping[str, Any] | StructuredOutput,
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
+        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
+        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
+    ) -> PredictionStream[Any]: ...
+    def respond(
+        self,
+        history: HistoryLike,
+        *,
+        response_format: ResponseFormatLike | None = None,
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
+        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
+        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
+        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
+    ) -> PredictionStream[Any]:
         """Continue a conversation. ``history`` is a :class:`Chat`, a list of message dicts,
         or a plain string (one user message).
+
+        ``response_format`` constrains the reply and sets ``result.parsed``: a msgspec Struct
+        (or other msgspec-supported) type or a pydantic model class gives an instance of it; a
+        JSON schema dict gives the decoded JSON; ``GBNFGrammar("...")`` gives the text. A reply
+        that does not validate raises :class:`LMStudioStructuredOutputError` from ``result()``.
 
         The returned handle starts when first iterated, awaited or entered: iterate it for
         fragments, ``await`` it (or ``await prediction.result()``) for the result.
         """
         chat = Chat.from_history(history)
         chat.require_user_message()
-        prediction_config = PredictionConfig.from_value(config)
+        prediction_config, fmt = _with_response_format(
+            PredictionConfig.from_value(config), response_format
+        )
         _check_preset(preset)
-        parameter: dict[str, Any] = {
-            "modelSpecifier": self._specifier,
-            "history": chat.to_wire(),
-            "predictionConfigStack": single_layer_stack(prediction_config.to_kv_fields()),
-        }
-        if preset is not None:
-            parameter["fuzzyPresetIdentifier"] = preset
         callbacks = PredictionCallbacks(
             on_first_token=on_first_token,
             on_prediction_fragment=on_prediction_fragment,
@@ -100,29 +202,101 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             on_tool_call_request_end=on_tool_call_request_end,
             on_tool_call_request_failure=on_tool_call_request_failure,
         )
+        return self._predict(chat, prediction_config.to_kv_fields(), preset, callbacks, fmt)
+
+    def _predict(
+        self,
+        chat: Chat,
+        fields: list[KVField],
+        preset: str | None,
+        callbacks: PredictionCallbacks,
+        response_format: ResponseFormat[T] | None = None,
+    ) -> PredictionStream[T]:
+        parameter: dict[str, Any] = {
+            "modelSpecifier": self._specifier,
+            "history": chat.to_wire(),
+            "predictionConfigStack": single_layer_stack(fields),
+        }
+        if preset is not None:
+            parameter["fuzzyPresetIdentifier"] = preset
         return PredictionStream(
             open_channel=lambda: self._open("predict", parameter),
             callbacks=callbacks,
             description=f"prediction on {self.identifier!r}",
+            response_format=response_format,
         )
 
+    @overload
     def complete(
         self,
         prompt: str,
         *,
+        response_format: None = None,
         config: ConfigLike = None,
         preset: str | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
-    ) -> PredictionStream:
-        """Continue raw text verbatim, without the model's chat template."""
+    ) -> PredictionStream[str]: ...
+    @overload
+    def complete(
+        self,
+        prompt: str,
+        *,
+        response_format: GBNFGrammar,
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+    ) -> PredictionStream[str]: ...
+    @overload
+    def complete(
+        self,
+        prompt: str,
+        *,
+        response_format: type[T],
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+    ) -> PredictionStream[T]: ...
+    @overload
+    def complete(
+        self,
+        prompt: str,
+        *,
+        response_format: Mapping[str, Any] | StructuredOutput,
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+    ) -> PredictionStream[Any]: ...
+    def complete(
+        self,
+        prompt: str,
+        *,
+        response_format: ResponseFormatLike | None = None,
+        config: ConfigLike = None,
+        preset: str | None = None,
+        on_first_token: Callable[[], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
+        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+    ) -> PredictionStream[Any]:
+        """Continue raw text verbatim, without the model's chat template.
+
+        ``response_format`` works as in :meth:`respond`.
+        """
         if not isinstance(prompt, str):
             raise LMStudioUsageError(
                 f"complete() takes the prompt as a string, got {type(prompt).__name__}; "
                 "use respond() for chat histories."
             )
-        prediction_config = PredictionConfig.from_value(config)
+        prediction_config, fmt = _with_response_format(
+            PredictionConfig.from_value(config), response_format
+        )
         _check_preset(preset)
         fields = prediction_config.to_kv_fields()
         # Preset or server-session stop strings make no sense for raw text: clear them unless
@@ -152,6 +326,79 @@ class LLM(ModelHandle[LLMInstanceInfo]):
                 on_prompt_processing_progress=on_prompt_processing_progress,
             ),
             description=f"completion on {self.identifier!r}",
+            response_format=fmt,
+        )
+
+    async def act(
+        self,
+        chat: HistoryLike,
+        tools: Iterable[ToolLike],
+        *,
+        max_prediction_rounds: int | None = None,
+        max_parallel_tool_calls: int = 1,
+        guard_tool_call: ToolCallGuard | None = None,
+        handle_invalid_tool_request: InvalidToolRequestHandler | None = None,
+        on_message: Callable[[ChatMessage], MaybeAwaitable] | None = None,
+        on_round_start: Callable[[int], MaybeAwaitable] | None = None,
+        on_round_end: Callable[[int], MaybeAwaitable] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment, int], MaybeAwaitable] | None = None,
+        on_prediction_completed: Callable[[ActRound], MaybeAwaitable] | None = None,
+        config: ConfigLike = None,
+        preset: str | None = None,
+    ) -> ActResult:
+        """Let the model call ``tools`` in a loop until it answers without calling any.
+
+        ``chat`` takes the same forms as :meth:`respond` (it is not modified; the full
+        conversation is ``result.chat``). ``tools`` are plain functions, sync or async (schema
+        from type hints, description from the docstring), or :class:`Tool` objects.
+
+        Each round is one prediction; its tool calls run concurrently, at most
+        ``max_parallel_tool_calls`` at a time, and their results go back in request order
+        (JSON-encoded). ``max_prediction_rounds`` caps the rounds: the last one is offered no
+        tools. ``guard_tool_call(request)`` returns ``GuardDecision.allow()`` (optionally with
+        new arguments) or ``GuardDecision.deny(reason)``. Unknown tools, invalid arguments and
+        tools that raise go to ``handle_invalid_tool_request(error, request)``; by default the
+        model is told the error as the tool result. Callbacks: ``on_message`` for each message
+        added, ``on_round_start`` / ``on_round_end`` with the round index,
+        ``on_prediction_fragment(fragment, round_index)``, ``on_prediction_completed(round)``.
+
+        Cancelling the awaiting task cancels the running prediction in LM Studio and every
+        running tool.
+        """
+        history = Chat.from_history(chat)
+        history.require_user_message()
+        prediction_config = PredictionConfig.from_value(config)
+        if prediction_config.raw_tools is not None:
+            raise LMStudioUsageError(
+                "act() sends the tools itself; remove raw_tools from the config, or use respond()."
+            )
+        _check_preset(preset)
+        tool_list = to_tools(tools)
+        base_fields = prediction_config.to_kv_fields()
+        offered = {"type": "toolArray", "tools": [tool.to_wire() for tool in tool_list]}
+
+        def predict(
+            current: Chat, final: bool, callbacks: PredictionCallbacks
+        ) -> PredictionStream[str]:
+            value = {"type": "none"} if final else offered
+            fields = [*base_fields, KVField(key="llm.prediction.tools", value=value)]
+            return self._predict(current, fields, preset, callbacks)
+
+        return await run_act(
+            chat=history,
+            tools=tool_list,
+            predict=predict,
+            max_prediction_rounds=max_prediction_rounds,
+            max_parallel_tool_calls=max_parallel_tool_calls,
+            guard_tool_call=guard_tool_call,
+            handle_invalid_tool_request=handle_invalid_tool_request,
+            callbacks=ActCallbacks(
+                on_message=on_message,
+                on_round_start=on_round_start,
+                on_round_end=on_round_end,
+                on_prediction_fragment=on_prediction_fragment,
+                on_prediction_completed=on_prediction_completed,
+            ),
         )
 
     async def _open(self, endpoint: str, parameter: dict[str, Any]) -> Channel:
@@ -180,7 +427,6 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             },
         )
         return decode_result(raw, _Formatted, "applyPromptTemplate").formatted
-
 
 
 class LLMNamespace(ModelNamespace[LLMInstanceInfo]):

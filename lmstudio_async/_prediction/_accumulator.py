@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from .._protocol.packets import PredictSuccess
 from ..types.config import PredictionConfig
 from ..types.load_config import LLMLoadConfig
 from ..types.prediction import PredictionFragment, PredictionResult
+from ._structured import ResponseFormat
 
 __all__ = ["PredictionAccumulator"]
 
@@ -47,14 +50,24 @@ class PredictionAccumulator:
     def content(self) -> str:
         return "".join(self._parts)
 
-    def finish(self, success: PredictSuccess) -> PredictionResult:
+    def finish(
+        self, success: PredictSuccess, response_format: ResponseFormat[Any] | None = None
+    ) -> PredictionResult[Any]:
+        """Build the result; with a ``response_format`` the reply is parsed here, once.
+
+        Raises :class:`LMStudioStructuredOutputError` if the reply does not parse.
+        """
         content = "".join(self._parts)
         if self._reasoning is None:
             reasoning, non_reasoning = "", content
         else:
             assert self._non_reasoning is not None
             reasoning, non_reasoning = "".join(self._reasoning), "".join(self._non_reasoning)
+        parsed: Any = content
+        if response_format is not None:
+            parsed = response_format.parse_reply(non_reasoning, success.stats.stop_reason)
         return PredictionResult(
+            parsed=parsed,
             content=content,
             reasoning_content=reasoning,
             non_reasoning_content=non_reasoning,

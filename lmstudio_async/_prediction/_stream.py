@@ -5,7 +5,7 @@ import contextlib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 
@@ -13,6 +13,7 @@ from .._errors import (
     LMStudioCancelledError,
     LMStudioError,
     LMStudioProtocolError,
+    LMStudioStructuredOutputError,
     LMStudioUsageError,
     server_error_from_payload,
 )
@@ -33,10 +34,12 @@ from .._protocol.packets import (
 from ..types.prediction import PredictionFragment, PredictionResult
 from ._accumulator import PredictionAccumulator
 from ._callbacks import PredictionCallbacks, invoke
+from ._structured import ResponseFormat
 
 __all__ = ["PredictionStream"]
 
 ChannelOpener = Callable[[], Awaitable[Channel]]
+T = TypeVar("T")
 
 _NOT_STARTED: Final = "not started"
 _RUNNING: Final = "running"
@@ -59,8 +62,11 @@ def _release(channel: Channel, loop: asyncio.AbstractEventLoop) -> None:
         loop.call_soon_threadsafe(channel.abandon)
 
 
-class PredictionStream:
+class PredictionStream(Generic[T]):
     """A running (or about-to-run) prediction: iterate it for fragments, await it for the result.
+
+    ``T`` is the type of ``result.parsed``: ``str`` for plain predictions, the
+    ``response_format`` type for structured ones.
 
     Nothing starts until the handle is first iterated, awaited or entered. Leaving it unfinished
     in any way (``break``, task cancellation, a timeout, leaving ``async with``, dropping it)
@@ -74,6 +80,7 @@ class PredictionStream:
         callbacks: PredictionCallbacks,
         fallback: ChannelOpener | None = None,
         description: str = "prediction",
+        response_format: ResponseFormat[T] | None = None,
     ) -> None:
         self._open_channel = open_channel
         self._fallback = fallback
@@ -82,7 +89,9 @@ class PredictionStream:
         self._state = _NOT_STARTED
         self._channel: Channel | None = None
         self._accumulator = PredictionAccumulator()
-        self._result: PredictionResult | None = None
+        self._response_format = response_format
+        self._result: PredictionResult[T] | None = None
+        self._parse_error: LMStudioStructuredOutputError | None = None
         self._error: BaseException | None = None
         self._cancel_requested = False
         self._consuming = False
@@ -102,10 +111,10 @@ class PredictionStream:
     def __aiter__(self) -> AsyncIterator[PredictionFragment]:
         return _FragmentIterator(self)
 
-    def __await__(self) -> Generator[Any, None, PredictionResult]:
+    def __await__(self) -> Generator[Any, None, PredictionResult[T]]:
         return self.result().__await__()
 
-    async def __aenter__(self) -> PredictionStream:
+    async def __aenter__(self) -> PredictionStream[T]:
         await self._ensure_started()
         return self
 
@@ -132,9 +141,15 @@ class PredictionStream:
         """The text received so far."""
         return self._accumulator.content
 
-    async def result(self) -> PredictionResult:
-        """The final result; consumes what is left of the stream (no waiting after iteration)."""
+    async def result(self) -> PredictionResult[T]:
+        """The final result; consumes what is left of the stream (no waiting after iteration).
+
+        With a ``response_format``, raises :class:`LMStudioStructuredOutputError` when the
+        reply does not parse as that format (iteration itself ends normally).
+        """
         while True:
+            if self._parse_error is not None:
+                raise self._parse_error
             if self._result is not None:
                 return self._result
             if self._error is not None:
@@ -255,7 +270,10 @@ class PredictionStream:
         if kind is PredictSuccess:
             assert isinstance(packet, PredictSuccess)
             await self._complete_progress()
-            self._result = self._accumulator.finish(packet)
+            try:
+                self._result = self._accumulator.finish(packet, self._response_format)
+            except LMStudioStructuredOutputError as exc:
+                self._parse_error = exc
             self._state = _DONE
             self._wake_waiters()
             if self._finalizer is not None:
@@ -348,7 +366,7 @@ class _FragmentIterator:
 
     __slots__ = ("_stream",)
 
-    def __init__(self, stream: PredictionStream) -> None:
+    def __init__(self, stream: PredictionStream[Any]) -> None:
         self._stream = stream
 
     def __aiter__(self) -> _FragmentIterator:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal
 
 import msgspec
 
@@ -11,6 +11,16 @@ from .config import PredictionConfig
 from .kv import KVConfig
 from .load_config import LLMLoadConfig
 from .models import LLMInstanceInfo
+
+# ParsedT: the type of ``PredictionResult.parsed`` (``str`` for plain predictions).
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    ParsedT = TypeVar("ParsedT", default=Any)
+else:  # the default only matters to type checkers; keep typing_extensions optional at runtime
+    from typing import TypeVar
+
+    ParsedT = TypeVar("ParsedT")
 
 __all__ = [
     "PredictionFragment",
@@ -80,8 +90,12 @@ class PredictionStats(msgspec.Struct, rename="camel", kw_only=True, omit_default
     ignored_draft_tokens_count: int | None = None
 
 
-class PredictionResult(msgspec.Struct, kw_only=True):
+class PredictionResult(msgspec.Struct, Generic[ParsedT], kw_only=True):
     """The outcome of a prediction.
+
+    ``parsed`` is the reply as the requested ``response_format`` type (a msgspec Struct, a
+    pydantic model, the decoded JSON for a schema dict), parsed once from the non-reasoning
+    content; without ``response_format`` it is ``content`` itself.
 
     ``content`` is all fragment text (reasoning tags included); ``reasoning_content`` and
     ``non_reasoning_content`` split it, leaving out structural fragments. ``load_config`` and
@@ -98,3 +112,4 @@ class PredictionResult(msgspec.Struct, kw_only=True):
     prediction_config: PredictionConfig
     raw_load_config: KVConfig
     raw_prediction_config: KVConfig
+    parsed: ParsedT

@@ -101,12 +101,12 @@ async def test_history_without_a_user_message(model: lms.LLM) -> None:
 )
 async def test_invalid_history(model: lms.LLM, history: object) -> None:
     with pytest.raises(lms.LMStudioUsageError):
-        model.respond(history)  # type: ignore[arg-type]
+        model.respond(history)  # type: ignore[call-overload]
 
 
 async def test_complete_takes_a_string(model: lms.LLM) -> None:
     with pytest.raises(lms.LMStudioUsageError, match="respond"):
-        model.complete([{"role": "user", "content": "hi"}])  # type: ignore[arg-type]
+        model.complete([{"role": "user", "content": "hi"}])  # type: ignore[call-overload]
 
 
 async def test_stopped_server(client: lms.LMStudioClient, simulator: Simulator) -> None:
