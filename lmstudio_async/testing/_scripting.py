@@ -13,7 +13,7 @@ __all__ = ["PredictionRecord", "PredictionStatus", "ScriptedReply", "ScriptedToo
 PredictionStatus = Literal["running", "finished", "cancelled", "errored", "disconnected"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class ScriptedToolCall:
     """A tool call the scripted model emits after its text content.
 

@@ -28,3 +28,8 @@ async def test_serve_runs_until_cancelled() -> None:
     with anyio.move_on_after(0.1) as scope:
         await testing.serve(port=0)
     assert scope.cancelled_caught
+
+
+def test_scripted_tool_call_accepts_positional_name_and_arguments() -> None:
+    call = testing.ScriptedToolCall("add", {"a": 1})
+    assert (call.name, call.arguments, call.id, call.fail) == ("add", {"a": 1}, None, False)
