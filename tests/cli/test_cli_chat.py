@@ -1,0 +1,146 @@
+"""``lmstudio-async chat``: streamed reply on stdout, stats on stderr, multi-turn, Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import anyio
+import pytest
+from cli_helpers import CLI, cli_env, run_cli
+
+from lmstudio_async.testing import ScriptedReply, Simulator
+
+pytestmark = pytest.mark.anyio
+
+
+def test_simulate_streams_the_reply_to_stdout_and_stats_to_stderr() -> None:
+    done = run_cli(["chat", "--simulate", "What is the meaning of life?"])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "You said: What is the meaning of life?\n"
+    stats = done.stderr.strip().splitlines()[-1]
+    assert stats.startswith("[Qwen2.5 7B Instruct] 8 tokens, first token after ")
+    assert stats.endswith("stop reason: eosFound")
+
+
+async def test_options_reach_the_server() -> None:
+    async with Simulator() as sim:
+        done = await anyio.run_process(
+            [
+                *CLI,
+                "chat",
+                "--host",
+                f"{sim.host}:{sim.port}",
+                "--system",
+                "Be terse.",
+                "--temperature",
+                "0.25",
+                "--max-tokens",
+                "7",
+                "--model",
+                "qwen2.5-7b-instruct",
+                "Hi",
+            ],
+            env=cli_env(),
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        record = sim.predictions[-1]
+    assert record.history is not None
+    roles = [m["role"] for m in record.history["messages"]]
+    assert roles == ["system", "user"]
+    fields = {
+        f["key"]: f["value"]
+        for layer in record.config_stack["layers"]
+        for f in layer["config"]["fields"]
+    }
+    assert fields["llm.prediction.temperature"] == 0.25
+    assert fields["llm.prediction.maxPredictedTokens"] == {"checked": True, "value": 7}
+
+
+async def test_without_a_prompt_it_chats_line_by_line_until_exit() -> None:
+    async with Simulator() as sim:
+        done = await anyio.run_process(
+            [*CLI, "chat", "--host", f"{sim.host}:{sim.port}"],
+            input=b"first question\n\nsecond question\n/exit\nnever sent\n",
+            env=cli_env(),
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.decode().splitlines() == [
+            "You said: first question",
+            "You said: second question",
+        ]
+        assert len(sim.predictions) == 2
+        second = sim.predictions[1].history
+    assert second is not None
+    # The second turn carries the whole conversation so far, the first reply included.
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]
+
+
+async def test_ctrl_c_cancels_the_prediction_in_lm_studio_and_exits_130() -> None:
+    async with Simulator() as sim:
+        long_reply = " ".join(f"word{n}" for n in range(400))
+        sim.script("qwen2.5-7b-instruct", ScriptedReply(content=long_reply, tokens_per_second=40))
+        async with await anyio.open_process(
+            [*CLI, "chat", "--host", f"{sim.host}:{sim.port}", "Talk for a while."],
+            env=cli_env(),
+        ) as process:
+            assert process.stdout is not None
+            assert process.stderr is not None
+            first = await process.stdout.receive()
+            assert first.startswith(b"word0")
+            process.send_signal(signal.SIGINT)
+            with anyio.fail_after(10):
+                code = await process.wait()
+            stderr = b""
+            async for chunk in process.stderr:
+                stderr += chunk
+        assert code == 130, stderr.decode()
+        await sim.wait_for(lambda: sim.predictions[-1].cancel_received, timeout=5)
+        record = sim.predictions[-1]
+    assert record.status == "cancelled"
+    assert record.fragments_sent < 400
+    assert stderr.decode().strip().endswith("stop reason: userStopped")
+
+
+def test_a_closed_port_gives_one_line_and_exit_code_1() -> None:
+    from cli_helpers import closed_port
+
+    port = closed_port()
+    done = run_cli(["chat", "--host", f"127.0.0.1:{port}", "Hi"])
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"lmstudio-async: no LM Studio answered on 127.0.0.1:{port} ")
+    assert "--simulate" in lines[0]
+
+
+def test_no_lm_studio_anywhere_gives_one_line_naming_the_hosts_tried() -> None:
+    from cli_helpers import port_is_open
+
+    from lmstudio_async._discovery import WELL_KNOWN_PORTS
+
+    busy = [p for p in (*WELL_KNOWN_PORTS, 1234) if port_is_open(p)]
+    if busy:
+        pytest.skip(f"something listens on {busy}; discovery would find it")
+    done = run_cli(["chat", "Hi"])
+
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("lmstudio-async: no LM Studio answered on 127.0.0.1:41343, ")
+    assert "127.0.0.1:1234" in lines[0]
+    assert "--simulate" in lines[0]
+
+
+def test_python_dash_m_and_the_console_script_are_the_same_program() -> None:
+    done = run_cli(["--version"])
+    assert done.returncode == 0
+    assert done.stdout.startswith("lmstudio-async ")
+    assert (
+        subprocess.run([*CLI, "chat", "--bogus"], capture_output=True, check=False).returncode == 2
+    )
