@@ -144,7 +144,7 @@ class ModelHandle(Generic[InfoT]):
 
     @property
     def info(self) -> InfoT:
-        """The instance info as of when this handle was obtained."""
+        """The instance info as of when this handle was obtained or last :meth:`get_info`."""
         return self._info
 
     async def _call(self, endpoint: str, parameter: dict[str, Any]) -> msgspec.Raw:
