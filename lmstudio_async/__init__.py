@@ -23,6 +23,7 @@ from ._namespaces import LLM, EmbeddingModel, EmbeddingNamespace, LLMNamespace, 
 from ._namespaces.system import LMStudioVersion
 from ._prediction import PredictionStream
 from ._prediction._structured import GBNFGrammar
+from ._timeouts import Timeouts
 from ._tools import ActResult, ActRound, GuardDecision, Tool, ToolCallOutcome
 from ._version import __version__
 from .types import (
@@ -81,6 +82,7 @@ __all__ = [
     "PredictionStats",
     "PredictionStream",
     "SystemNamespace",
+    "Timeouts",
     "Tool",
     "ToolCallOutcome",
     "__version__",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import sys
 from types import TracebackType
@@ -10,7 +11,7 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 
-from ._connections import ConnectionPool
+from ._connections import ConnectionHook, ConnectionPool
 from ._errors import LMStudioClientClosedError, LMStudioUsageError
 from ._mux import Connection
 from ._namespaces import (
@@ -21,6 +22,7 @@ from ._namespaces import (
     SystemNamespace,
 )
 from ._protocol.auth import resolve_credentials
+from ._timeouts import DEFAULT_TIMEOUTS, Timeouts, check_timeout
 from .types.models import ModelInfo
 
 if sys.version_info >= (3, 11):
@@ -51,6 +53,17 @@ class LMStudioClient:
     probe of LM Studio's well-known ports and 1234. Credentials: ``api_token`` (``sk-lm-...``),
     else ``LM_API_TOKEN`` / ``LMSTUDIO_API_TOKEN``, else a guest identity. Sockets open lazily,
     one per namespace, on first use; a dropped socket is reopened by the next call.
+
+    Reliability options:
+
+    * ``timeouts``: per-phase deadlines (:class:`Timeouts`; connect, auth, RPC, first fragment,
+      gap between fragments). ``auth_timeout`` overrides ``timeouts.auth``. A deadline that
+      passes raises :class:`LMStudioTimeoutError` and cancels the operation in LM Studio.
+    * ``max_concurrent_predictions``: at most this many predictions run at once; further ones
+      wait in a first-come-first-served queue instead of flooding the server.
+    * ``on_disconnect(namespace)`` / ``on_reconnect(namespace)``: called (plain or ``async``)
+      when a namespace's socket drops, and when a later call opens it again. Repeated failures
+      to connect are spaced out (0.1 s doubling to 5 s, with jitter).
     """
 
     def __init__(
@@ -58,15 +71,48 @@ class LMStudioClient:
         base_url: str | None = None,
         *,
         api_token: str | None = None,
-        auth_timeout: float = 10.0,
+        auth_timeout: float | None = None,
         probe_timeout: float = 1.0,
+        timeouts: Timeouts | None = None,
+        max_concurrent_predictions: int | None = None,
+        on_disconnect: ConnectionHook | None = None,
+        on_reconnect: ConnectionHook | None = None,
     ) -> None:
         self._credentials = resolve_credentials(api_token)
+        if timeouts is None:
+            timeouts = DEFAULT_TIMEOUTS
+        elif not isinstance(timeouts, Timeouts):
+            raise LMStudioUsageError(
+                f"timeouts must be a lmstudio_async.Timeouts(...), got {type(timeouts).__name__}."
+            )
+        if auth_timeout is not None:
+            timeouts = dataclasses.replace(
+                timeouts, auth=check_timeout(auth_timeout, "auth_timeout")
+            )
+        if max_concurrent_predictions is not None and (
+            isinstance(max_concurrent_predictions, bool)
+            or not isinstance(max_concurrent_predictions, int)
+            or max_concurrent_predictions < 1
+        ):
+            raise LMStudioUsageError(
+                "max_concurrent_predictions must be a positive int or None (no limit), got "
+                f"{max_concurrent_predictions!r}."
+            )
+        for name, hook in (("on_disconnect", on_disconnect), ("on_reconnect", on_reconnect)):
+            if hook is not None and not callable(hook):
+                raise LMStudioUsageError(
+                    f"{name} must be a callable taking the namespace name, got {hook!r}."
+                )
+        self.timeouts = timeouts
+        """The client's deadlines (read-only; pass ``timeouts=`` to change them)."""
         self._pool = ConnectionPool(
             base_url=base_url,
             credentials=self._credentials,
-            auth_timeout=auth_timeout,
+            timeouts=timeouts,
             probe_timeout=probe_timeout,
+            max_concurrent_predictions=max_concurrent_predictions,
+            on_disconnect=on_disconnect,
+            on_reconnect=on_reconnect,
         )
         self._state = _State.UNOPENED
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -114,7 +160,10 @@ class LMStudioClient:
         finally:
             task_group, self._task_group = self._task_group, None
             if task_group is not None:
-                await task_group.__aexit__(exc_type, exc, tb)
+                # The group only owns connection tasks, which never raise and are closed by
+                # now. The body's own exception is not handed to it: the group would wrap it in
+                # an ExceptionGroup, and users must see their exception unchanged.
+                await task_group.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
         """Close every socket; in-flight operations fail. Idempotent."""

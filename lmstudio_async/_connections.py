@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -12,12 +16,55 @@ from ._discovery import BaseUrl, configured_base_url, discover
 from ._errors import LMStudioClientClosedError, LMStudioConnectionError
 from ._mux import Connection
 from ._protocol.auth import Credentials
+from ._timeouts import Timeouts
 from ._transport import Transport
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["ConnectionPool"]
+__all__ = ["ConnectionHook", "ConnectionPool", "ReconnectBackoff"]
+
+logger = logging.getLogger("lmstudio_async")
+
+ConnectionHook = Callable[[str], Awaitable[Any] | Any]
+"""``on_disconnect`` / ``on_reconnect``: called with the namespace name, plain or ``async``."""
+
+
+class ReconnectBackoff:
+    """Spaces out connection attempts after failures, so a dead server is not hammered.
+
+    After the n-th consecutive failure the next attempt waits until ``base * 2**(n-1)``
+    seconds (capped at ``cap``), scaled by a random factor in [0.5, 1], have passed since that
+    failure: time the caller spent elsewhere counts, and after a success nothing waits at all.
+    """
+
+    __slots__ = ("_base", "_cap", "_failures", "_not_before", "_random")
+
+    def __init__(self, *, base: float = 0.1, cap: float = 5.0) -> None:
+        self._base = base
+        self._cap = cap
+        self._failures = 0
+        self._not_before = 0.0
+        self._random = random.Random()
+
+    @property
+    def failures(self) -> int:
+        return self._failures
+
+    def delay(self) -> float:
+        """Seconds the next attempt has to wait from now (0 after a success)."""
+        if self._failures == 0:
+            return 0.0
+        return max(0.0, self._not_before - anyio.current_time())
+
+    def failed(self) -> None:
+        self._failures += 1
+        step = min(self._cap, self._base * 2 ** min(self._failures - 1, 32))
+        self._not_before = anyio.current_time() + step * self._random.uniform(0.5, 1.0)
+
+    def succeeded(self) -> None:
+        self._failures = 0
+        self._not_before = 0.0
 
 
 class ConnectionPool:
@@ -32,15 +79,28 @@ class ConnectionPool:
         *,
         base_url: str | None,
         credentials: Credentials,
-        auth_timeout: float,
+        timeouts: Timeouts,
         probe_timeout: float,
+        max_concurrent_predictions: int | None = None,
+        on_disconnect: ConnectionHook | None = None,
+        on_reconnect: ConnectionHook | None = None,
     ) -> None:
         # Validate eagerly so a malformed base_url fails at construction, not at first use.
         self._configured = configured_base_url(base_url)
         self._resolved: BaseUrl | None = self._configured
         self._credentials = credentials
-        self._auth_timeout = auth_timeout
+        self._timeouts = timeouts
         self._probe_timeout = probe_timeout
+        # anyio's CapacityLimiter serves waiters first come, first served.
+        self._prediction_limiter = (
+            None
+            if max_concurrent_predictions is None
+            else anyio.CapacityLimiter(max_concurrent_predictions)
+        )
+        self._on_disconnect = on_disconnect
+        self._on_reconnect = on_reconnect
+        self._backoff = ReconnectBackoff()
+        self._ever_connected: set[str] = set()
         self._connections: dict[str, Connection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: dict[Connection, anyio.Event] = {}
@@ -51,6 +111,10 @@ class ConnectionPool:
     @property
     def base_url(self) -> BaseUrl | None:
         return self._resolved
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts
 
     def open(self, task_group: TaskGroup, session: aiohttp.ClientSession) -> None:
         self._task_group = task_group
@@ -80,16 +144,26 @@ class ConnectionPool:
             raise LMStudioClientClosedError(
                 "This LMStudioClient is closed; create a new one to talk to LM Studio again."
             )
-        base = await self._base_url()
+        delay = self._backoff.delay()
+        if delay > 0:
+            # Earlier attempts failed just now: don't hammer a server that is down.
+            await anyio.sleep(delay)
+        try:
+            base = await self._base_url()
+        except Exception:
+            self._backoff.failed()
+            raise
         connection = Connection(
             namespace=namespace,
             url=base.namespace_url(namespace),
             credentials=self._credentials,
             transport_factory=self._connect_transport,
-            auth_timeout=self._auth_timeout,
+            timeouts=self._timeouts,
+            prediction_limiter=self._prediction_limiter,
         )
         finished = anyio.Event()
         self._finished[connection] = finished
+        task_group = self._task_group
 
         async def supervise(*, task_status: anyio.abc.TaskStatus[None]) -> None:
             try:
@@ -97,10 +171,35 @@ class ConnectionPool:
             finally:
                 finished.set()
                 self._finished.pop(connection, None)
+                if connection.authenticated and not self._closed:
+                    self._fire(self._on_disconnect, namespace)
 
-        await self._task_group.start(supervise)
+        try:
+            await task_group.start(supervise)
+        except Exception:
+            self._backoff.failed()
+            raise
+        self._backoff.succeeded()
         self._connections[namespace] = connection
+        if namespace in self._ever_connected:
+            self._fire(self._on_reconnect, namespace)
+        self._ever_connected.add(namespace)
         return connection
+
+    def _fire(self, hook: ConnectionHook | None, namespace: str) -> None:
+        """Run a user hook in the background; its failure is logged, never propagated."""
+        if hook is None or self._task_group is None or self._closed:
+            return
+
+        async def run() -> None:
+            try:
+                outcome = hook(namespace)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("The %s hook raised for namespace %r", hook, namespace)
+
+        self._task_group.start_soon(run)
 
     async def _base_url(self) -> BaseUrl:
         if self._resolved is None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -9,6 +10,7 @@ import msgspec
 from .._protocol.envelope import encode_cancel, encode_channel_send
 
 if TYPE_CHECKING:
+    from .._timeouts import Timeouts
     from ._connection import Connection
 
 __all__ = ["Channel", "ChannelClosed"]
@@ -37,6 +39,7 @@ class Channel:
         "_connection",
         "_discarding",
         "_end",
+        "_slot_release",
         "_waiter",
         "endpoint",
         "id",
@@ -52,6 +55,8 @@ class Channel:
         self._end: BaseException | None = None
         self._cancel_sent = False
         self._discarding = False
+        # Set for predictions under ``max_concurrent_predictions``: frees the slot once.
+        self._slot_release: Callable[[], None] | None = None
         self.packets_received = 0
 
     def __repr__(self) -> str:
@@ -77,12 +82,24 @@ class Channel:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self._slot_release is not None:
+            self._free_slot()
+
+    def _free_slot(self) -> None:
+        release, self._slot_release = self._slot_release, None
+        if release is not None:
+            release()
 
     # -- consumer side --------------------------------------------------------------------------
 
     @property
     def ended(self) -> bool:
         return self._end is not None
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The client's deadlines (the prediction phases read theirs from here)."""
+        return self._connection.timeouts
 
     def next_nowait(self) -> msgspec.Raw | None:
         """The next buffered packet, or ``None`` when none is buffered (check :attr:`ended`)."""
@@ -123,3 +140,7 @@ class Channel:
         self._discarding = True
         self._buffer.clear()
         self.cancel()
+        if self._slot_release is not None:
+            # The caller is done with it: a queued prediction may start while LM Studio
+            # winds this one down.
+            self._free_slot()

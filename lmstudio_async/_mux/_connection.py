@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import re
@@ -31,6 +32,7 @@ from .._protocol.envelope import (
     encode_channel_create,
     encode_rpc_call,
 )
+from .._timeouts import DEFAULT_TIMEOUTS, Timeouts, explicit_deadline_active
 from .._transport import Transport, TransportClosed
 from ._channel import Channel
 
@@ -93,13 +95,19 @@ class Connection:
         url: str,
         credentials: Credentials,
         transport_factory: TransportFactory,
-        auth_timeout: float,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        auth_timeout: float | None = None,
+        prediction_limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         self.namespace = namespace
         self.url = url
         self._credentials = credentials
         self._transport_factory = transport_factory
-        self._auth_timeout = auth_timeout
+        if auth_timeout is not None:
+            timeouts = dataclasses.replace(timeouts, auth=auth_timeout)
+        self.timeouts = timeouts
+        self._prediction_limiter = prediction_limiter
+        self.authenticated = False
         self._ids = itertools.count(1)
         self._channels: dict[int, Channel] = {}
         self._calls: dict[int, _PendingCall] = {}
@@ -163,19 +171,29 @@ class Connection:
             self._cancel_scope.cancel()
 
     async def _open_authenticated(self) -> Transport:
-        transport = await self._transport_factory(self.url)
+        connect_timeout = self.timeouts.connect
+        opened: Transport | None = None
+        with anyio.move_on_after(connect_timeout):
+            opened = await self._transport_factory(self.url)
+        if opened is None:
+            raise LMStudioTimeoutError(
+                f"Could not open a websocket to {self.url} within {connect_timeout:g} s "
+                "(Timeouts.connect). Is the host reachable?"
+            )
+        transport = opened
+        auth_timeout = self.timeouts.auth
         try:
             await transport.send(self._credentials.auth_packet())
             # Nothing is pipelined before the server accepts us: LM Studio would swallow any
             # envelope sent early as a bad auth attempt (PROTOCOL.md §1.3).
-            with anyio.fail_after(self._auth_timeout):
+            with anyio.fail_after(auth_timeout):
                 reply_frame = await transport.receive()
             reply = decode_auth_reply(reply_frame)
         except TimeoutError as exc:
             await _close_quietly(transport)
             raise LMStudioTimeoutError(
                 f"LM Studio at {self.url} did not answer the authentication handshake within "
-                f"{self._auth_timeout:g} s."
+                f"{auth_timeout:g} s (Timeouts.auth)."
             ) from exc
         except TransportClosed as exc:
             await _close_quietly(transport)
@@ -204,6 +222,7 @@ class Connection:
                 f"LM Studio at {self.url} refused authentication: {reply.error or 'no reason'}. "
                 + hint
             )
+        self.authenticated = True
         return transport
 
     def _fail_everything(self, failure: LMStudioConnectionError) -> None:
@@ -266,8 +285,32 @@ class Connection:
         self.enqueue(encode_channel_create(endpoint, channel_id, parameter))
         return channel
 
+    async def open_prediction_channel(
+        self, endpoint: str, parameter: Any = msgspec.UNSET
+    ) -> Channel:
+        """Open a prediction channel, first waiting (FIFO) for a ``max_concurrent_predictions``
+        slot. The slot is held until the channel ends or is abandoned, whichever comes first.
+        """
+        limiter = self._prediction_limiter
+        if limiter is None:
+            return self.open_channel(endpoint, parameter)
+        self._check_alive()
+        borrower = object()
+        await limiter.acquire_on_behalf_of(borrower)
+        try:
+            # The socket may have dropped while this prediction was queued.
+            channel = self.open_channel(endpoint, parameter)
+        except BaseException:
+            limiter.release_on_behalf_of(borrower)
+            raise
+        channel._slot_release = lambda: limiter.release_on_behalf_of(borrower)
+        return channel
+
     async def call(self, endpoint: str, parameter: Any = msgspec.UNSET) -> msgspec.Raw:
-        """Run one RPC and return its raw result (``null`` for a void result)."""
+        """Run one RPC and return its raw result (``null`` for a void result).
+
+        Bounded by ``Timeouts.rpc`` unless the caller's own ``timeout=`` governs it.
+        """
         self._check_alive()
         assert self._loop is not None
         call_id = next(self._ids)
@@ -275,7 +318,15 @@ class Connection:
         self._calls[call_id] = _PendingCall(endpoint, future)
         try:
             self.enqueue(encode_rpc_call(endpoint, call_id, parameter))
-            return await future
+            rpc_timeout = self.timeouts.rpc
+            if rpc_timeout is None or explicit_deadline_active():
+                return await future
+            with anyio.move_on_after(rpc_timeout):
+                return await future
+            raise LMStudioTimeoutError(
+                f"LM Studio did not answer '{endpoint}' within {rpc_timeout:g} s "
+                "(Timeouts.rpc); the call was abandoned."
+            )
         finally:
             # Also on cancellation: a late result for this id is then simply ignored.
             self._calls.pop(call_id, None)

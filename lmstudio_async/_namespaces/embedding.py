@@ -6,6 +6,7 @@ from typing import Any, overload
 import msgspec
 
 from .._errors import LMStudioUsageError
+from .._timeouts import operation_timeout
 from ..types.load_config import EmbeddingLoadConfig
 from ..types.models import EmbeddingModelInstanceInfo
 from ._base import ModelHandle, ModelNamespace, check_texts, decode_result
@@ -24,7 +25,7 @@ class EmbeddingModel(ModelHandle[EmbeddingModelInstanceInfo]):
     _namespace_name = "embedding"
 
     @overload
-    async def embed(self, text: str) -> list[float]: ...
+    async def embed(self, text: str, *, timeout: float | None = None) -> list[float]: ...
     @overload
     async def embed(
         self,
@@ -32,6 +33,7 @@ class EmbeddingModel(ModelHandle[EmbeddingModelInstanceInfo]):
         *,
         max_concurrency: int = 16,
         progress: BatchProgressCallback | None = None,
+        timeout: float | None = None,
     ) -> list[list[float]]: ...
     async def embed(
         self,
@@ -39,14 +41,25 @@ class EmbeddingModel(ModelHandle[EmbeddingModelInstanceInfo]):
         *,
         max_concurrency: int = 16,
         progress: BatchProgressCallback | None = None,
+        timeout: float | None = None,
     ) -> list[float] | list[list[float]]:
         """The embedding vector of one text, or one vector per text of a list, in input order.
 
         LM Studio embeds one string per request; a list sends at most ``max_concurrency``
         requests at a time and calls ``progress(done, total)`` (plain or ``async``) after each
         text. An empty list raises :class:`LMStudioUsageError`. The first failure cancels the
-        rest of the batch and is raised.
+        rest of the batch and is raised. ``timeout`` (seconds) bounds the whole call, batch
+        included, replacing ``Timeouts.rpc``.
         """
+        async with operation_timeout(timeout, "embed()"):
+            return await self._embed(text, max_concurrency, progress)
+
+    async def _embed(
+        self,
+        text: str | list[str] | tuple[str, ...],
+        max_concurrency: int,
+        progress: BatchProgressCallback | None,
+    ) -> list[float] | list[list[float]]:
         limit = check_max_concurrency(max_concurrency)
         if isinstance(text, str):
             if progress is not None:
@@ -77,13 +90,26 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
         ttl: float | None = None,
         config: EmbeddingLoadConfig | Mapping[str, Any] | None = None,
         on_load_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
     ) -> EmbeddingModel:
         """A handle to a loaded embedding model.
 
         With a key: the model loaded under that identifier, loading it first if needed
         (``ttl`` seconds of idleness before LM Studio unloads it, load ``config``,
         ``on_load_progress`` from 0.0 to 1.0). Without: any embedding model that is loaded.
+        ``timeout`` (seconds) bounds the whole call; when it passes, a load in progress is
+        cancelled and :class:`LMStudioTimeoutError` is raised.
         """
+        async with operation_timeout(timeout, "client.embedding.model()"):
+            return await self._model(model_key, ttl, config, on_load_progress)
+
+    async def _model(
+        self,
+        model_key: str | None,
+        ttl: float | None,
+        config: EmbeddingLoadConfig | Mapping[str, Any] | None,
+        on_load_progress: ProgressCallback | None,
+    ) -> EmbeddingModel:
         if model_key is None:
             if ttl is not None or config is not None or on_load_progress is not None:
                 raise LMStudioUsageError(
@@ -123,6 +149,9 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
         )
         return EmbeddingModel(self._source, info)
 
-    async def list_loaded(self) -> list[EmbeddingModel]:
-        """Handles to every embedding model currently loaded."""
-        return [EmbeddingModel(self._source, info) for info in await self._list_loaded_infos()]
+    async def list_loaded(self, *, timeout: float | None = None) -> list[EmbeddingModel]:
+        """Handles to every embedding model currently loaded (``timeout`` in seconds replaces
+        ``Timeouts.rpc``)."""
+        async with operation_timeout(timeout, "client.embedding.list_loaded()"):
+            infos = await self._list_loaded_infos()
+        return [EmbeddingModel(self._source, info) for info in infos]

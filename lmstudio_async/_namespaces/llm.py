@@ -15,6 +15,7 @@ from .._prediction._structured import (
     ResponseFormatLike,
     resolve_response_format,
 )
+from .._timeouts import check_timeout, operation_timeout
 from .._tools import (
     ActCallbacks,
     ActResult,
@@ -99,6 +100,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: None = None,
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
@@ -116,6 +118,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: GBNFGrammar,
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
@@ -133,6 +136,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: type[T],
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
@@ -150,6 +154,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: Mapping[str, Any] | StructuredOutput,
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
@@ -166,6 +171,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: ResponseFormatLike | None = None,
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
@@ -185,6 +191,11 @@ class LLM(ModelHandle[LLMInstanceInfo]):
 
         The returned handle starts when first iterated, awaited or entered: iterate it for
         fragments, ``await`` it (or ``await prediction.result()``) for the result.
+
+        ``timeout`` (seconds) bounds the whole prediction from its start, connecting and
+        queueing included; it is checked whenever the handle waits for LM Studio. When it
+        passes, :class:`LMStudioTimeoutError` is raised and the prediction is cancelled in
+        LM Studio. The client's :class:`Timeouts` phase limits apply as well.
         """
         chat = Chat.from_history(history)
         chat.require_user_message()
@@ -202,7 +213,9 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             on_tool_call_request_end=on_tool_call_request_end,
             on_tool_call_request_failure=on_tool_call_request_failure,
         )
-        return self._predict(chat, prediction_config.to_kv_fields(), preset, callbacks, fmt)
+        return self._predict(
+            chat, prediction_config.to_kv_fields(), preset, callbacks, fmt, timeout=timeout
+        )
 
     def _predict(
         self,
@@ -211,6 +224,8 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         preset: str | None,
         callbacks: PredictionCallbacks,
         response_format: ResponseFormat[T] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> PredictionStream[T]:
         parameter: dict[str, Any] = {
             "modelSpecifier": self._specifier,
@@ -224,6 +239,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             callbacks=callbacks,
             description=f"prediction on {self.identifier!r}",
             response_format=response_format,
+            timeout=check_timeout(timeout, "timeout"),
         )
 
     @overload
@@ -234,6 +250,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: None = None,
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
@@ -246,6 +263,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: GBNFGrammar,
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
@@ -258,6 +276,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: type[T],
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
@@ -270,6 +289,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: Mapping[str, Any] | StructuredOutput,
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
@@ -281,13 +301,14 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         response_format: ResponseFormatLike | None = None,
         config: ConfigLike = None,
         preset: str | None = None,
+        timeout: float | None = None,
         on_first_token: Callable[[], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
         on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
     ) -> PredictionStream[Any]:
         """Continue raw text verbatim, without the model's chat template.
 
-        ``response_format`` works as in :meth:`respond`.
+        ``response_format`` and ``timeout`` work as in :meth:`respond`.
         """
         if not isinstance(prompt, str):
             raise LMStudioUsageError(
@@ -327,6 +348,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             ),
             description=f"completion on {self.identifier!r}",
             response_format=fmt,
+            timeout=check_timeout(timeout, "timeout"),
         )
 
     async def act(
@@ -403,7 +425,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
 
     async def _open(self, endpoint: str, parameter: dict[str, Any]) -> Channel:
         connection = await self._source.connection("llm")
-        return connection.open_channel(endpoint, parameter)
+        return await connection.open_prediction_channel(endpoint, parameter)
 
     # -- model management (LLM-only part; the shared methods live on ModelHandle) -------------
 
@@ -442,13 +464,26 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         ttl: float | None = None,
         config: LLMLoadConfig | Mapping[str, Any] | None = None,
         on_load_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
     ) -> LLM:
         """A handle to a loaded LLM.
 
         With a key: the model loaded under that identifier, loading it first if needed
         (``ttl`` seconds of idleness before LM Studio unloads it, load ``config``,
         ``on_load_progress`` from 0.0 to 1.0). Without: any model that is loaded.
+        ``timeout`` (seconds) bounds the whole call; when it passes, a load in progress is
+        cancelled and :class:`LMStudioTimeoutError` is raised.
         """
+        async with operation_timeout(timeout, "client.llm.model()"):
+            return await self._model(model_key, ttl, config, on_load_progress)
+
+    async def _model(
+        self,
+        model_key: str | None,
+        ttl: float | None,
+        config: LLMLoadConfig | Mapping[str, Any] | None,
+        on_load_progress: ProgressCallback | None,
+    ) -> LLM:
         if model_key is None:
             if ttl is not None or config is not None or on_load_progress is not None:
                 raise LMStudioUsageError(
@@ -462,9 +497,16 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         )
         return LLM(self._source, info)
 
-    async def list_loaded(self) -> list[LLM]:
-        """Handles to every LLM currently loaded."""
-        return [LLM(self._source, info) for info in await self._list_loaded_infos()]
+    async def list_loaded(
+        self,
+        *,
+        timeout: float | None = None,
+    ) -> list[LLM]:
+        """Handles to every LLM currently loaded (``timeout`` in seconds overrides
+        ``Timeouts.rpc``)."""
+        async with operation_timeout(timeout, "client.llm.list_loaded()"):
+            infos = await self._list_loaded_infos()
+        return [LLM(self._source, info) for info in infos]
 
     # -- model management ---------------------------------------------------------------------
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import msgspec
 
+from .._timeouts import operation_timeout
 from ..types.models import ModelInfo
 from ._base import ConnectionSource, decode_result
 
@@ -24,13 +25,19 @@ class SystemNamespace:
     def __repr__(self) -> str:
         return "<SystemNamespace>"
 
-    async def list_downloaded_models(self) -> list[ModelInfo]:
-        """Every model on disk, LLMs and embedding models alike (tell them apart by ``type``)."""
-        connection = await self._source.connection("system")
-        raw = await connection.call("listDownloadedModels")
+    async def list_downloaded_models(self, *, timeout: float | None = None) -> list[ModelInfo]:
+        """Every model on disk, LLMs and embedding models alike (tell them apart by ``type``).
+
+        ``timeout`` (seconds) bounds the call, replacing ``Timeouts.rpc``.
+        """
+        async with operation_timeout(timeout, "client.system.list_downloaded_models()"):
+            connection = await self._source.connection("system")
+            raw = await connection.call("listDownloadedModels")
         return decode_result(raw, list[ModelInfo], "listDownloadedModels")
 
-    async def version(self) -> LMStudioVersion:
-        """The LM Studio app version."""
-        connection = await self._source.connection("system")
-        return decode_result(await connection.call("version"), LMStudioVersion, "version")
+    async def version(self, *, timeout: float | None = None) -> LMStudioVersion:
+        """The LM Studio app version (``timeout`` in seconds replaces ``Timeouts.rpc``)."""
+        async with operation_timeout(timeout, "client.system.version()"):
+            connection = await self._source.connection("system")
+            raw = await connection.call("version")
+        return decode_result(raw, LMStudioVersion, "version")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar
 
+import anyio
 import msgspec
 
 from .._errors import (
@@ -14,6 +15,7 @@ from .._errors import (
     LMStudioError,
     LMStudioProtocolError,
     LMStudioStructuredOutputError,
+    LMStudioTimeoutError,
     LMStudioUsageError,
     server_error_from_payload,
 )
@@ -81,8 +83,15 @@ class PredictionStream(Generic[T]):
         fallback: ChannelOpener | None = None,
         description: str = "prediction",
         response_format: ResponseFormat[T] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._open_channel = open_channel
+        # Deadlines: the caller's whole-prediction ``timeout`` and the client's phase limits.
+        # ``_bounded`` is false when none applies, so the hot path then waits with no timer.
+        self._timeout = timeout
+        self._deadline: float | None = None
+        self._started_at = 0.0
+        self._bounded = timeout is not None
         self._fallback = fallback
         self._callbacks = callbacks
         self._description = description
@@ -178,13 +187,54 @@ class PredictionStream(Generic[T]):
             return self._channel
         if self._error is not None:
             raise self._error
-        channel = await self._open_channel()
+        if self._timeout is None:
+            channel = await self._open_channel()
+        else:
+            if self._deadline is None:
+                self._deadline = anyio.current_time() + self._timeout
+            opened: Channel | None = None
+            # Connecting and queueing for a max_concurrent_predictions slot count too.
+            with anyio.move_on_after(self._deadline - anyio.current_time()):
+                opened = await self._open_channel()
+            if opened is None:
+                raise self._timed_out(f"timeout={self._timeout:g} s")
+            channel = opened
         self._attach(channel)
         return channel
+
+    def _timed_out(self, limit: str) -> LMStudioTimeoutError:
+        return LMStudioTimeoutError(
+            f"The {self._description} exceeded its deadline ({limit}) after "
+            f"{self._accumulator.fragment_count} fragments; it was cancelled in LM Studio."
+        )
+
+    async def _next_within(self, channel: Channel) -> msgspec.Raw:
+        """Wait for the next packet under whichever deadline ends first."""
+        timeouts = channel.timeouts
+        now = anyio.current_time()
+        if self._accumulator.fragment_count == 0:
+            phase = timeouts.first_fragment
+            limit = None if phase is None else self._started_at + phase
+            label = f"Timeouts.first_fragment={phase:g} s" if phase is not None else ""
+        else:
+            phase = timeouts.between_fragments
+            limit = None if phase is None else now + phase
+            label = f"Timeouts.between_fragments={phase:g} s" if phase is not None else ""
+        if self._deadline is not None and (limit is None or self._deadline < limit):
+            limit, label = self._deadline, f"timeout={self._timeout:g} s"
+        if limit is None:
+            return await channel.next()
+        with anyio.move_on_after(limit - now):
+            return await channel.next()
+        raise self._timed_out(label)
 
     def _attach(self, channel: Channel) -> None:
         self._channel = channel
         self._state = _RUNNING
+        self._started_at = anyio.current_time()
+        timeouts = channel.timeouts
+        if timeouts.first_fragment is not None or timeouts.between_fragments is not None:
+            self._bounded = True
         if self._finalizer is not None:
             self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _release, channel, asyncio.get_running_loop())
@@ -208,7 +258,7 @@ class PredictionStream(Generic[T]):
             while True:
                 raw = channel.next_nowait()
                 if raw is None:
-                    raw = await channel.next()
+                    raw = await (self._next_within(channel) if self._bounded else channel.next())
                 fragment = await self._handle(raw)
                 if fragment is not None or self._state == _DONE:
                     return fragment
