@@ -28,8 +28,8 @@ def add_model_commands(commands: Any) -> None:
     load = commands.add_parser(
         "load",
         help="load a model, with a progress bar",
-        description="Load a downloaded model (an LLM or an embedding model) unless it already "
-        "is, showing progress on stderr; prints the loaded identifier.",
+        description="Load a new instance of a downloaded model (an LLM or an embedding model), "
+        "showing progress on stderr; prints the instance identifier.",
     )
     load.add_argument("model", metavar="MODEL", help="model key, as listed by `models`")
     load.add_argument(
@@ -93,7 +93,7 @@ async def run_load(args: argparse.Namespace, interrupts: Interrupts) -> int:
         info = await _find_downloaded(client, args.model)
         is_embedding = info is not None and isinstance(info, EmbeddingModelInfo)
         namespace: Any = client.embedding if is_embedding else client.llm
-        handle = await namespace.model(args.model, ttl=args.ttl, on_load_progress=bar.update)
+        handle = await namespace.load(args.model, ttl=args.ttl, on_progress=bar.update)
         bar.finish()
         print(handle.identifier)
     return 0
@@ -101,10 +101,9 @@ async def run_load(args: argparse.Namespace, interrupts: Interrupts) -> int:
 
 async def run_unload(args: argparse.Namespace, interrupts: Interrupts) -> int:
     async with connected_client(args) as client:
-        for namespace_name, namespace in (("llm", client.llm), ("embedding", client.embedding)):
+        for namespace in (client.llm, client.embedding):
             if any(h.identifier == args.identifier for h in await namespace.list_loaded()):
-                connection = await client.connection(namespace_name)
-                await connection.call("unloadModel", {"identifier": args.identifier})
+                await namespace.unload(args.identifier)
                 print(f"Unloaded {args.identifier}", file=sys.stderr)
                 return 0
         loaded = [h.identifier for h in await client.llm.list_loaded()]
