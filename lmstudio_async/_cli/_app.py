@@ -70,8 +70,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _sdk_error(exc: BaseException) -> LMStudioError | None:
     """The SDK error behind ``exc``, also when a task group wrapped it in an exception group."""
-    # Task groups (the client's included) wrap errors raised inside them; a group holding
-    # one error is that error as far as the user is concerned.
+    # An error raised inside a task group can arrive wrapped in an exception group; a group
+    # holding one error is that error as far as the user is concerned.
     while isinstance(getattr(exc, "exceptions", None), tuple) and len(exc.exceptions) == 1:  # type: ignore[attr-defined]
         exc = exc.exceptions[0]  # type: ignore[attr-defined]
     return exc if isinstance(exc, LMStudioError) else None
