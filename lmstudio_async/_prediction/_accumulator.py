@@ -63,6 +63,11 @@ class PredictionAccumulator:
         else:
             assert self._non_reasoning is not None
             reasoning, non_reasoning = "".join(self._reasoning), "".join(self._non_reasoning)
+        # The pieces are no longer needed once joined: a finished handle keeps the text once
+        # (content size plus a constant), not one string object per fragment.
+        self._parts = [content]
+        if self._reasoning is not None:
+            self._reasoning, self._non_reasoning = [reasoning], [non_reasoning]
         parsed: Any = content
         if response_format is not None:
             parsed = response_format.parse_reply(non_reasoning, success.stats.stop_reason)
