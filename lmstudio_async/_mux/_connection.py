@@ -113,6 +113,7 @@ class Connection:
         self._calls: dict[int, _PendingCall] = {}
         self._outbox: deque[bytes] = deque()
         self._outbox_waiter: asyncio.Future[None] | None = None
+        self._socket_closed = False
         self._failure: LMStudioConnectionError | None = None
         self._cancel_scope: anyio.CancelScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -162,7 +163,20 @@ class Connection:
         finally:
             self._fail_everything(failure)
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
+                # Frames queued as everything shuts down are mostly the cancels of predictions
+                # abandoned on the way out: deliver them before the socket goes.
+                await self._send_leftovers(transport)
+            self._socket_closed = True
+            self._outbox.clear()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                 await transport.aclose()
+
+    async def _send_leftovers(self, transport: Transport) -> None:
+        while self._outbox:
+            try:
+                await transport.send(self._outbox.popleft())
+            except TransportClosed:
+                return
 
     def close(self, reason: LMStudioConnectionError) -> None:
         """End the connection from outside (client shutdown); in-flight work fails with reason."""
@@ -236,7 +250,6 @@ class Connection:
         for call in calls.values():
             if not call.future.done():
                 call.future.set_exception(_copy_error(failure))
-        self._outbox.clear()
         self._wake_writer()
 
     # -- sending ----------------------------------------------------------------------------
@@ -246,8 +259,8 @@ class Connection:
             raise _copy_error(self._failure)
 
     def enqueue(self, frame: bytes) -> None:
-        """Queue a frame for the writer; never blocks. Dropped if the connection is gone."""
-        if self._failure is not None:
+        """Queue a frame for the writer; never blocks. Dropped once the socket is closed."""
+        if self._socket_closed:
             return
         self._outbox.append(frame)
         self._wake_writer()

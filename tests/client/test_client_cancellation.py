@@ -181,3 +181,23 @@ async def test_cancellation_during_a_stall(
     await simulator.wait_for(lambda: simulator.predictions[-1].cancel_received)
     await simulator.wait_for(lambda: client._open_channel_count() == 0)
     await simulator.wait_for(lambda: simulator.open_channel_count() == 0)
+
+
+async def test_cancelling_the_task_around_the_client_still_cancels_server_side(
+    simulator: Simulator,
+) -> None:
+    simulator.script(MODEL, _slow_reply())
+    started = anyio.Event()
+
+    async def app() -> None:
+        async with lms.LMStudioClient(simulator.base_url) as client:
+            model = await client.llm.model(MODEL)
+            async for _ in model.respond("go"):
+                started.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(app)
+        await started.wait()
+        tg.cancel_scope.cancel()
+    await simulator.wait_for(lambda: simulator.predictions[-1].cancel_received)
+    await simulator.wait_for(lambda: simulator.open_channel_count() == 0)

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 import lmstudio_async as lms
-from lmstudio_async.testing import ScriptedReply, Simulator
+from lmstudio_async.testing import Faults, ScriptedReply, Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -182,14 +182,12 @@ async def test_a_drop_on_one_namespace_leaves_the_others_working(
     simulator: Simulator, client: lms.LMStudioClient, model: lms.LLM
 ) -> None:
     embedder = await client.embedding.model()
-    await model.respond("warm up")
-    simulator.script(MODEL, ScriptedReply(content="x " * 500, tokens_per_second=100))
-    prediction = model.respond("go")
-    async with prediction:
-        async for _ in prediction:
-            break
-        await simulator.drop_connections()
+    # Only the /llm socket is dropped, mid-stream; the /embedding socket must not notice.
+    simulator.script(MODEL, ScriptedReply(content="x " * 50, faults=Faults(drop_after_fragments=3)))
+    with pytest.raises(lms.LMStudioConnectionError):
+        await model.respond("go")
     assert len(await embedder.embed("still here")) == 768
+    assert (await model.respond("back")).content == "You said: back"
 
 
 async def test_client_lifecycle_errors(simulator: Simulator) -> None:
@@ -243,3 +241,14 @@ async def test_use_from_another_event_loop_is_a_clear_error(simulator: Simulator
         assert len(errors) == 1
         assert isinstance(errors[0], lms.LMStudioUsageError)
         assert "different event loop" in str(errors[0])
+
+
+async def test_an_exception_in_the_body_comes_out_unchanged(simulator: Simulator) -> None:
+    async def app() -> None:
+        async with lms.LMStudioClient(simulator.base_url) as client:
+            await client.system.version()
+            raise KeyError("mine")
+
+    with pytest.raises(KeyError, match="mine"):
+        await app()
+    await simulator.wait_for(lambda: simulator.connection_count() == 0)
