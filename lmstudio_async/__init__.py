@@ -42,7 +42,6 @@ from .types import (
 )
 
 __all__ = [
-    "LLM",
     "ActResult",
     "ActRound",
     "Chat",
@@ -54,6 +53,7 @@ __all__ = [
     "EmbeddingNamespace",
     "GBNFGrammar",
     "GuardDecision",
+    "LLM",
     "LLMInfo",
     "LLMInstanceInfo",
     "LLMLoadConfig",
