@@ -18,6 +18,7 @@ from ..types.models import (
     ModelInfo,
 )
 from ..types.prediction import PredictionFragment, PredictionStats, PromptProcessingDetails
+from ._lenient import recover_predict_packet
 
 __all__ = [
     "AlreadyLoaded",
@@ -162,18 +163,19 @@ def decode_packet(
     """Decode one channel packet; an unknown ``type`` becomes :class:`UnknownPacket`.
 
     A *known* packet that fails validation is a real protocol problem and raises
-    :class:`msgspec.ValidationError`.
+    :class:`msgspec.ValidationError` -- unless it is a predict packet carrying an enumeration
+    value newer than this client, which is accepted as a plain string.
     """
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError:
-        try:
-            packet = _any_packet.decode(raw)
-        except msgspec.DecodeError:
-            raise
+        packet = _any_packet.decode(raw)
         packet_type = packet.get("type")
         if isinstance(packet_type, str) and packet_type not in known:
             return UnknownPacket(packet_type)
+        if decoder is predict_packets:
+            recovered: _T = recover_predict_packet(packet, PredictPacket)
+            return recovered
         raise
 
 

@@ -149,3 +149,26 @@ def test_credentials_from_a_token_and_guests(monkeypatch: pytest.MonkeyPatch) ->
     assert first.identifier != second.identifier
     with pytest.raises(LMStudioUsageError, match="sk-lm-"):
         resolve_credentials("sk-lm-short:short")
+
+
+def test_enumeration_values_from_newer_servers_are_kept_not_fatal() -> None:
+    fragment = decode_packet(
+        predict_packets,
+        msgspec.Raw(b'{"type":"fragment","fragment":{"content":"x","reasoningType":"dreaming"}}'),
+        PREDICT_TYPES,
+    )
+    assert isinstance(fragment, FragmentPacket)
+    assert isinstance(fragment.fragment, PredictionFragment)
+    assert str(fragment.fragment.reasoning_type) == "dreaming"
+    success = dict(json.loads(msgspec.json.encode(_success())), type="success")
+    success["stats"] = {"stopReason": "outOfCoffee", "predictedTokensCount": 3}
+    packet = decode_packet(
+        predict_packets, msgspec.Raw(json.dumps(success).encode()), PREDICT_TYPES
+    )
+    assert isinstance(packet, PredictSuccess)
+    assert str(packet.stats.stop_reason) == "outOfCoffee"
+    assert packet.stats.predicted_tokens_count == 3
+    # Anything else malformed in a known packet is still an error.
+    broken = dict(success, modelInfo={"type": "llm"})
+    with pytest.raises(msgspec.ValidationError):
+        decode_packet(predict_packets, msgspec.Raw(json.dumps(broken).encode()), PREDICT_TYPES)
