@@ -211,7 +211,9 @@ class ConnectionPool:
         from ._transport.websocket import WebSocketTransport
 
         assert self._session is not None
-        return await WebSocketTransport.connect(self._session, url)
+        return await WebSocketTransport.connect(
+            self._session, url, heartbeat=self._timeouts.heartbeat
+        )
 
     async def aclose(self) -> None:
         """Close every connection and wait until each has released its socket."""

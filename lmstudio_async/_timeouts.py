@@ -43,6 +43,11 @@ class Timeouts:
       which at a few tokens per second can take minutes for a large argument, so no default
       limit. Set it (e.g. 30 s) when your models and prompts make a stall unambiguous.
 
+    * ``heartbeat`` (30 s): after this much silence on a socket the client pings LM Studio; no
+      pong within half of it means the peer vanished without closing the socket (a laptop
+      that slept, a dropped network), so every operation on it fails and the next call
+      reconnects. LM Studio answers pings by itself, even while it is busy generating.
+
     Model loads (``client.llm.model(key)``, ``load()``) have no default deadline: a large model
     from a slow disk takes minutes. Every method that talks to LM Studio also takes
     ``timeout=`` for a deadline on that one call.
@@ -53,9 +58,11 @@ class Timeouts:
     rpc: float | None = 60.0
     first_fragment: float | None = None
     between_fragments: float | None = None
+    heartbeat: float | None = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("connect", "auth", "rpc", "first_fragment", "between_fragments"):
+        names = ("connect", "auth", "rpc", "first_fragment", "between_fragments", "heartbeat")
+        for name in names:
             check_timeout(getattr(self, name), f"Timeouts.{name}")
 
 

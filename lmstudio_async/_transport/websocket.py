@@ -36,10 +36,17 @@ class WebSocketTransport:
         self._ws = ws
 
     @classmethod
-    async def connect(cls, session: aiohttp.ClientSession, url: str) -> WebSocketTransport:
+    async def connect(
+        cls, session: aiohttp.ClientSession, url: str, *, heartbeat: float | None = None
+    ) -> WebSocketTransport:
+        """Open the websocket; with ``heartbeat``, a peer that stops answering pings is dropped."""
         try:
             ws = await session.ws_connect(
-                url, autoping=True, max_msg_size=_MAX_FRAME_BYTES, **_RAW_TEXT
+                url,
+                autoping=True,
+                heartbeat=heartbeat,
+                max_msg_size=_MAX_FRAME_BYTES,
+                **_RAW_TEXT,
             )
         except (aiohttp.ClientError, OSError) as exc:
             raise LMStudioConnectionError(
