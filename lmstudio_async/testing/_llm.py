@@ -6,6 +6,7 @@ data) and then streamed; faults, pacing and cancellation only affect the streami
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -17,7 +18,7 @@ import anyio
 import anyio.lowlevel
 
 from . import _envelope as env
-from . import _models
+from . import _firehose, _models
 from ._basemodel import base_model_namespace, default_prediction_fields
 from ._catalog import Instance
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
@@ -380,7 +381,9 @@ def _requested_identifier(specifier: dict[str, Any]) -> str:
     return str(specifier["query"].get("identifier", ""))
 
 
-async def _run_prediction(ctx: ChannelContext, req: _PredictRequest) -> None:
+async def _run_prediction(
+    ctx: ChannelContext, req: _PredictRequest, *, firehose: bool = False
+) -> None:
     state = ctx.state
     layer_names = {layer["layerName"] for layer in req.stack["layers"]}
     completion_prompt = req.raw_prompt
@@ -422,7 +425,11 @@ async def _run_prediction(ctx: ChannelContext, req: _PredictRequest) -> None:
             tools = (config.get("llm.prediction.tools") or {}).get("tools")
             formatted = _models.apply_prompt_template(req.history or {}, tools)
             prompt_tokens = len(_models.tokenize(formatted))
-        await _Prediction(ctx, instance, record, faults, config).stream(plan, script, prompt_tokens)
+        prediction = _Prediction(ctx, instance, record, faults, config)
+        if firehose and script is None and faults == Faults():
+            await _firehose.stream(prediction, req.history, prompt_tokens)
+        else:
+            await prediction.stream(plan, script, prompt_tokens)
     except anyio.get_cancelled_exc_class():
         record.status = "disconnected"
         raise
@@ -450,11 +457,12 @@ async def _preload_draft_model(conn: Connection, param: Any) -> Any:
     return MISSING
 
 
-def llm_namespace() -> Namespace:
-    """All ``/llm`` endpoints."""
+def llm_namespace(*, firehose: bool = False) -> Namespace:
+    """All ``/llm`` endpoints (``firehose``: see :mod:`._firehose`)."""
     ns = base_model_namespace("llm")
     ns.rpcs["applyPromptTemplate"] = _apply_prompt_template
     ns.rpcs["preloadDraftModel"] = _preload_draft_model
-    ns.channels["predict"] = ChannelEndpoint(_validate_predict, _run_prediction)
-    ns.channels["completeRawText"] = ChannelEndpoint(_validate_complete, _run_prediction)
+    run = functools.partial(_run_prediction, firehose=firehose)
+    ns.channels["predict"] = ChannelEndpoint(_validate_predict, run)
+    ns.channels["completeRawText"] = ChannelEndpoint(_validate_complete, run)
     return ns

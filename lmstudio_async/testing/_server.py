@@ -8,6 +8,7 @@ seen until its last socket closes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
@@ -21,6 +22,7 @@ import anyio
 from aiohttp import web
 
 from . import _envelope as env
+from . import _openai
 from ._catalog import ModelSpec, default_catalog
 from ._connection import Connection, Namespace
 from ._embedding import embedding_namespace
@@ -63,7 +65,9 @@ class Simulator:
 
     Use as ``async with Simulator() as sim:`` and point a client at ``sim.base_url`` (or
     ``api_host=f"{sim.host}:{sim.port}"`` for the official Python SDK). See the package
-    docstring for scripting and fault injection.
+    docstring for scripting and fault injection. The same port serves LM Studio's
+    OpenAI-compatible ``/v1/models`` and ``/v1/chat/completions``. ``firehose=True`` streams
+    unscripted predictions as fast as the socket allows, for benchmarks (see ``_firehose``).
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class Simulator:
         version: str = "0.3.30",
         build: int = 2,
         auth_timeout: float = 10.0,
+        firehose: bool = False,
     ) -> None:
         specs = list(default_catalog() if catalog is None else catalog)
         if loaded is None:
@@ -106,6 +111,10 @@ class Simulator:
         self._connections: dict[int, Connection] = {}
         self._clients: dict[str, list[Any]] = {}  # identifier -> [passkey, socket count]
         self._runner: web.AppRunner | None = None
+        self._firehose = firehose
+        self._namespaces = dict(_NAMESPACES)
+        if firehose:
+            self._namespaces["llm"] = functools.partial(llm_namespace, firehose=True)
 
     def __repr__(self) -> str:
         return (
@@ -120,6 +129,7 @@ class Simulator:
         app = web.Application()
         app.router.add_get("/lmstudio-greeting", self._greeting)
         app.router.add_get("/lms-status", self._status)
+        _openai.add_routes(app, self._state, firehose=self._firehose)
         app.router.add_get("/{namespace}", self._websocket)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -234,7 +244,7 @@ class Simulator:
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["namespace"]
-        factory = _NAMESPACES.get(name)
+        factory = self._namespaces.get(name)
         if factory is None:
             raise web.HTTPNotFound(text=f"unknown namespace {name!r}")
         ws = web.WebSocketResponse(max_msg_size=_MAX_MESSAGE)

@@ -1,0 +1,298 @@
+"""One benchmark measurement in a fresh process.
+
+Usage: ``python benchmarks/_worker.py CLIENT SCENARIO JSON``.
+
+``JSON`` carries the ports and sizes; the result is one JSON line on stdout. Every client runs
+the same workload against the same simulator; imports happen inside the measured functions so
+the cold-start scenario can time them.
+
+Clients:
+
+* ``ours``: ``lmstudio_async.LMStudioClient`` over the websocket API.
+* ``official``: ``lmstudio.AsyncClient`` 1.5 (the official SDK) over the websocket API.
+* ``openai``: ``openai.AsyncOpenAI`` streaming SSE from the simulator's ``/v1`` endpoint.
+* ``floor``: a bare aiohttp websocket loop that decodes each frame with msgspec into typed
+  structs and appends fragment contents per channel: no SDK logic at all, the stack's limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+T_PROCESS_START = time.perf_counter()
+
+LLM = "qwen2.5-7b-instruct"
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process, from /proc (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+def tag_of(index: int) -> str:
+    return f"p{index}"
+
+
+# ---- clients: each exposes connect() -> session, predict(session, tag, n) -> list[str], close
+
+
+class _Ours:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def __aenter__(self) -> _Ours:
+        import lmstudio_async as lms
+
+        self._client = lms.LMStudioClient(f"ws://127.0.0.1:{self.port}")
+        await self._client.__aenter__()
+        self.model = await self._client.llm.model(LLM)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.__aexit__(None, None, None)
+
+    async def predict(self, tag: str, n: int, first: asyncio.Event | None = None) -> list[str]:
+        out: list[str] = []
+        async for fragment in self.model.respond(tag, config={"max_tokens": n}):
+            out.append(fragment.content)
+            if first is not None:
+                first.set()
+        return out
+
+
+class _Official:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def __aenter__(self) -> _Official:
+        import lmstudio
+
+        self._client = lmstudio.AsyncClient(f"127.0.0.1:{self.port}")
+        await self._client.__aenter__()
+        self.model = await self._client.llm.model(LLM)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.__aexit__(None, None, None)
+
+    async def predict(self, tag: str, n: int, first: asyncio.Event | None = None) -> list[str]:
+        out: list[str] = []
+        stream = await self.model.respond_stream(tag, config={"maxTokens": n})
+        async for fragment in stream:
+            out.append(fragment.content)
+            if first is not None:
+                first.set()
+        return out
+
+
+class _OpenAI:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def __aenter__(self) -> _OpenAI:
+        import openai
+
+        self._client = openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{self.port}/v1", api_key="lm-studio", max_retries=0
+        )
+        await self._client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.__aexit__(None, None, None)
+
+    async def predict(self, tag: str, n: int, first: asyncio.Event | None = None) -> list[str]:
+        out: list[str] = []
+        stream = await self._client.chat.completions.create(
+            model=LLM, messages=[{"role": "user", "content": tag}], stream=True, max_tokens=n
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                out.append(chunk.choices[0].delta.content)
+                if first is not None:
+                    first.set()
+        return out
+
+
+class _Floor:
+    """Bare aiohttp + msgspec: one typed decode per frame, per-channel lists, no tasks."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def __aenter__(self) -> _Floor:
+        import aiohttp
+        import msgspec
+        from _floor_types import Envelope
+
+        self._decode = msgspec.json.Decoder(Envelope).decode
+        self._encode = msgspec.json.Encoder().encode
+        self._session = aiohttp.ClientSession()
+        self._ws = await self._session.ws_connect(f"ws://127.0.0.1:{self.port}/llm")
+        await self._ws.send_str(
+            self._encode(
+                {"authVersion": 1, "clientIdentifier": "floor", "clientPasskey": "x"}
+            ).decode()
+        )
+        await self._ws.receive()
+        self._channels: dict[int, tuple[list[str], asyncio.Future[list[str]], Any]] = {}
+        self._next = 0
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._reader.cancel()
+        await self._ws.close()
+        await self._session.close()
+
+    async def _read(self) -> None:
+        try:
+            await self._read_frames()
+        except BaseException as exc:
+            for _, done, _ in self._channels.values():
+                if not done.done():
+                    done.set_exception(RuntimeError(f"floor reader failed: {exc!r}"))
+            raise
+
+    async def _read_frames(self) -> None:
+        decode, channels = self._decode, self._channels
+        async for msg in self._ws:
+            env = decode(msg.data)
+            if env.type == "channelSend":
+                message = env.message
+                if message is not None and message.fragment is not None:
+                    entry = channels[env.channel_id]  # type: ignore[index]
+                    entry[0].append(message.fragment.content)
+                    if entry[2] is not None:
+                        entry[2].set()
+            elif env.type == "channelClose":
+                out, done, _ = channels.pop(env.channel_id)  # type: ignore[arg-type]
+                done.set_result(out)
+
+    async def predict(self, tag: str, n: int, first: asyncio.Event | None = None) -> list[str]:
+        self._next += 1
+        channel_id = self._next
+        done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._channels[channel_id] = ([], done, first)
+        layer = {
+            "layerName": "apiOverride",
+            "config": {
+                "fields": [
+                    {
+                        "key": "llm.prediction.maxPredictedTokens",
+                        "value": {"checked": True, "value": n},
+                    }
+                ]
+            },
+        }
+        param = {
+            "modelSpecifier": {"type": "query", "query": {"identifier": LLM}},
+            "history": {"messages": [{"role": "user", "content": [{"type": "text", "text": tag}]}]},
+            "predictionConfigStack": {"layers": [layer]},
+        }
+        await self._ws.send_str(
+            self._encode(
+                {
+                    "type": "channelCreate",
+                    "endpoint": "predict",
+                    "channelId": channel_id,
+                    "creationParameter": param,
+                }
+            ).decode()
+        )
+        return await done
+
+
+CLIENTS: dict[str, Callable[[int], Any]] = {
+    "ours": _Ours,
+    "official": _Official,
+    "openai": _OpenAI,
+    "floor": _Floor,
+}
+
+
+# ---- scenarios -------------------------------------------------------------------------
+
+
+def _check(tag: str, n: int, got: list[str]) -> None:
+    expected = " " + tag
+    if len(got) != n or any(piece != expected for piece in got):
+        wrong = sum(piece != expected for piece in got)
+        raise SystemExit(
+            f"prediction {tag}: {len(got)} fragments (expected {n}), {wrong} not {expected!r}"
+        )
+
+
+async def stream(client: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Scenario 1 (one prediction) and 2/3 (``predictions`` at once on one client)."""
+    n, count = params["fragments"], params.get("predictions", 1)
+    async with CLIENTS[client](params["firehose"]) as c:
+        await c.predict("warm", 10)
+        gc.collect()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        results = await asyncio.gather(*(c.predict(tag_of(i), n) for i in range(count)))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    for i, got in enumerate(results):
+        _check(tag_of(i), n, got)
+    total = n * count
+    return {"fragments_per_s": total / wall, "cpu_s_per_100k": cpu * 100_000 / total}
+
+
+async def cold(client: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Scenario 4: import + connect + one short respond + close, from process start."""
+    async with CLIENTS[client](params["firehose"]) as c:
+        got = await c.predict("hello", 8)
+    _check("hello", 8, got)
+    return {"wall_s": time.perf_counter() - T_PROCESS_START}
+
+
+async def memory(client: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Scenario 5: RSS per in-flight prediction, each held open by a stalled server."""
+    count = params["predictions"]
+    async with CLIENTS[client](params["stall"]) as c:
+        # Warm every code path first: one prediction held in flight and then cancelled.
+        first = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(c.predict("warm", 10, first))
+        await first.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        gc.collect()
+        before = rss_bytes()
+        events = [asyncio.Event() for _ in range(count)]
+        tasks = [
+            asyncio.get_running_loop().create_task(c.predict(tag_of(i), 10, events[i]))
+            for i in range(count)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout=120)
+        gc.collect()
+        after = rss_bytes()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {"bytes_per_prediction": (after - before) / count}
+
+
+SCENARIOS: dict[str, Callable[[str, dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]] = {
+    "stream": stream,
+    "cold": cold,
+    "memory": memory,
+}
+
+
+def main() -> None:
+    client, scenario, raw = sys.argv[1], sys.argv[2], sys.argv[3]
+    result = asyncio.run(SCENARIOS[scenario](client, json.loads(raw)))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

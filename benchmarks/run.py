@@ -1,0 +1,402 @@
+"""Benchmark lmstudio_async against the official SDK, AsyncOpenAI and a bare aiohttp floor.
+
+Usage (from the repository root)::
+
+    uv run python benchmarks/run.py            # full run (~5-10 min on 2 cores), writes RESULTS.md
+    uv run python benchmarks/run.py --quick    # tiny sizes, one repetition (smoke test)
+
+The simulator runs in its own process (``benchmarks/_server.py``); every measurement runs in a
+fresh worker process (``benchmarks/_worker.py``), clients alternating within each repetition
+(the starting client rotates) so drift in machine load spreads over all of them. Results are
+medians with the min-max range. See ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "_worker.py"
+SERVER = HERE / "_server.py"
+RESULTS = HERE / "RESULTS.md"
+START, END = "<!-- generated:start -->", "<!-- generated:end -->"
+
+CLIENTS = ("ours", "official", "openai", "floor")
+LABELS = {
+    "ours": "lmstudio_async",
+    "official": "lmstudio AsyncClient",
+    "openai": "openai AsyncOpenAI (SSE)",
+    "floor": "floor (aiohttp+msgspec)",
+}
+IMPORTS = {"ours": "lmstudio_async", "official": "lmstudio", "openai": "openai"}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    single: int
+    medium: tuple[int, int]  # predictions, fragments each
+    many: tuple[int, int]
+    in_flight: int  # scenario 5, ours and the floor
+    in_flight_others: int  # scenario 5, official SDK and openai (they are far slower to set up)
+    reps: int
+
+
+FULL = Sizes(100_000, (100, 1_000), (1_000, 100), 10_000, 1_000, 5)
+QUICK = Sizes(2_000, (10, 100), (50, 10), 200, 50, 1)
+
+
+@dataclass
+class Row:
+    scenario: str
+    metric: str
+    higher_is_better: bool
+    values: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+    def median(self, client: str) -> float | None:
+        values = self.values.get(client)
+        return statistics.median(values) if values else None
+
+
+def _worker(client: str, scenario: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), client, scenario, json.dumps(params)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{client}/{scenario} failed: {tail}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _rotated(clients: Sequence[str], rep: int) -> list[str]:
+    k = rep % len(clients)
+    return [*clients[k:], *clients[:k]]
+
+
+def _measure(
+    rows: Sequence[Row],
+    keys: Sequence[str],
+    clients: Sequence[str],
+    scenario: str,
+    params_for: Any,
+    reps: int,
+    timeout: float,
+) -> None:
+    for rep in range(reps):
+        for client in _rotated(clients, rep):
+            if client in rows[0].errors:
+                continue
+            try:
+                result = _worker(client, scenario, params_for(client), timeout)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                for row in rows:
+                    row.errors[client] = str(exc)
+                print(f"  ! {exc}", file=sys.stderr)
+                continue
+            for row, key in zip(rows, keys, strict=True):
+                row.values.setdefault(client, []).append(result[key])
+        print(f"  {rows[0].scenario}: repetition {rep + 1}/{reps} done", file=sys.stderr)
+
+
+def _import_time(module: str, reps: int) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    runs = []
+    for _ in range(reps if reps == 1 else max(reps, 3)):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        runs.append(float(out.strip()))
+    return min(runs)
+
+
+def run(sizes: Sizes, clients: Sequence[str]) -> list[Row]:
+    server = subprocess.Popen(
+        [sys.executable, str(SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        ports = json.loads(server.stdout.readline())
+        return _run_all(sizes, clients, ports)
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _run_all(sizes: Sizes, clients: Sequence[str], ports: dict[str, int]) -> list[Row]:
+    rows: list[Row] = []
+    fire, reps = ports["firehose"], sizes.reps
+    streams = [
+        ("1. one stream", 1, sizes.single),
+        ("2. concurrent", *sizes.medium),
+        ("3. many concurrent", *sizes.many),
+    ]
+    for name, predictions, fragments in streams:
+        title = f"{name}: {predictions:,} x {fragments:,} fragments"
+        rate = Row(title, "fragments/s", True)
+        cpu = Row(title, "CPU s per 100k fragments", False)
+        if predictions > 1:
+            rate.note = "every fragment checked against its prediction"
+        print(title, file=sys.stderr)
+        params = {"firehose": fire, "fragments": fragments, "predictions": predictions}
+        _measure(
+            [rate, cpu],
+            ["fragments_per_s", "cpu_s_per_100k"],
+            clients,
+            "stream",
+            lambda _c, p=params: p,
+            reps,
+            300,
+        )
+        rows += [rate, cpu]
+
+    title = "4. cold start: import + connect + respond (8 fragments) + close"
+    print(title, file=sys.stderr)
+    cold = Row(title, "wall s from process start", False)
+    _measure([cold], ["wall_s"], clients, "cold", lambda _c: {"firehose": fire}, reps, 120)
+    rows.append(cold)
+
+    title = "5. memory: in-flight predictions on a stalled server"
+    print(title, file=sys.stderr)
+    memory = Row(title, "bytes RSS per in-flight prediction", False)
+    memory.note = (
+        f"{sizes.in_flight:,} predictions for ours and the floor, {sizes.in_flight_others:,} "
+        "for the official SDK and openai; each held by one asyncio task"
+    )
+
+    def memory_params(client: str) -> dict[str, Any]:
+        count = sizes.in_flight if client in ("ours", "floor") else sizes.in_flight_others
+        return {"stall": ports["stall"], "predictions": count}
+
+    _measure([memory], ["bytes_per_prediction"], clients, "memory", memory_params, reps, 300)
+    rows.append(memory)
+
+    title = "6. import time (fresh interpreter, min of runs)"
+    print(title, file=sys.stderr)
+    imports = Row(title, "seconds", False)
+    for client in clients:
+        module = IMPORTS.get(client)
+        if module is not None:
+            imports.values[client] = [_import_time(module, reps)]
+    rows.append(imports)
+    return rows
+
+
+# ---- reporting ---------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def _cell(row: Row, client: str) -> str:
+    if client in row.errors:
+        return "failed"
+    values = row.values.get(client)
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return _fmt(values[0])
+    return f"{_fmt(statistics.median(values))} ({_fmt(min(values))}-{_fmt(max(values))})"
+
+
+def table(rows: Sequence[Row], clients: Sequence[str]) -> str:
+    head = "| scenario | metric | " + " | ".join(LABELS[c] for c in clients) + " |"
+    lines = [head, "|" + "---|" * (len(clients) + 2)]
+    for row in rows:
+        cells = " | ".join(_cell(row, c) for c in clients)
+        lines.append(f"| {row.scenario} | {row.metric} | {cells} |")
+    return "\n".join(lines)
+
+
+def _ratio(rows: Sequence[Row], index: int, a: str, b: str) -> float | None:
+    row = rows[index]
+    x, y = row.median(a), row.median(b)
+    if x is None or y is None or y == 0:
+        return None
+    return x / y
+
+
+def targets(rows: Sequence[Row]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for every target of issue 8."""
+    checks: list[tuple[str, str, bool | None]] = []
+
+    def add(name: str, value: float | None, ok: Any, unit: str = "x") -> None:
+        if value is None:
+            checks.append((name, "not measured", None))
+        else:
+            checks.append((name, f"{value:.2f}{unit}", bool(ok(value))))
+
+    for scenario, index in (("1", 0), ("2", 2), ("3", 4)):
+        add(
+            f"S{scenario}: ours ≥ 0.5x floor fragments/s",
+            _ratio(rows, index, "ours", "floor"),
+            lambda v: v >= 0.5,
+        )
+        add(
+            f"S{scenario}: ours ≥ 10x official SDK",
+            _ratio(rows, index, "ours", "official"),
+            lambda v: v >= 10,
+        )
+        add(
+            f"S{scenario}: ours ≥ 15x AsyncOpenAI",
+            _ratio(rows, index, "ours", "openai"),
+            lambda v: v >= 15,
+        )
+    delivered = "ours" in rows[4].values and "ours" not in rows[4].errors
+    checks.append(
+        (
+            "S3: every fragment delivered to the right prediction",
+            "yes" if delivered else "no",
+            delivered,
+        )
+    )
+    add(
+        "S4: ours ≤ 0.6x official SDK wall time",
+        _ratio(rows, 6, "ours", "official"),
+        lambda v: v <= 0.6,
+    )
+    memory = rows[7].median("ours")
+    add(
+        "S5: ≤ 4 KB per in-flight prediction",
+        None if memory is None else memory / 1024,
+        lambda v: v <= 4,
+        " KB",
+    )
+    add(
+        "S6: import ≤ 0.5x `import lmstudio`",
+        _ratio(rows, 8, "ours", "official"),
+        lambda v: v <= 0.5,
+    )
+    return checks
+
+
+def _machine() -> list[str]:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("lmstudio-async", "lmstudio", "openai", "aiohttp", "msgspec", "httpx")
+        if _installed(name)
+    )
+    return [
+        f"- Machine: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+        f"- Python {platform.python_version()} ({platform.python_implementation()})",
+        f"- Packages: {versions}",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    ]
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def report(rows: Sequence[Row], clients: Sequence[str], sizes: Sizes, elapsed: float) -> str:
+    lines = [
+        f"Generated by `uv run python benchmarks/run.py` in {elapsed:.0f} s; "
+        f"{sizes.reps} repetition(s) per client, median (min-max).",
+        "",
+        *_machine(),
+        "",
+        table(rows, clients),
+        "",
+    ]
+    notes = [f"- {row.scenario}: {row.note}" for row in rows if row.note]
+    lines += [*notes, ""] if notes else []
+    errors = [f"- {LABELS[c]}, {row.scenario}: {e}" for row in rows for c, e in row.errors.items()]
+    if errors:
+        lines += ["Failures:", *errors, ""]
+    if "floor" in clients and "ours" in clients:
+        lines += ["| target | measured | met |", "|---|---|---|"]
+        for name, value, ok in targets(rows):
+            mark = "n/a" if ok is None else ("yes" if ok else "**no**")
+            lines.append(f"| {name} | {value} | {mark} |")
+    return "\n".join(lines)
+
+
+def write_results(path: Path, generated: str) -> None:
+    """Replace the generated block of ``path``, keeping the hand-written analysis around it."""
+    block = f"{START}\n{generated}\n{END}"
+    if path.exists():
+        text = path.read_text()
+        if START in text and END in text:
+            before, rest = text.split(START, 1)
+            after = rest.split(END, 1)[1]
+            path.write_text(before + block + after)
+            return
+    path.write_text(f"# Benchmark results\n\n{block}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 repetition")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per client")
+    parser.add_argument(
+        "--clients", default=",".join(CLIENTS), help=f"comma-separated subset of {CLIENTS}"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="markdown file to update (default: benchmarks/RESULTS.md; none with --quick)",
+    )
+    args = parser.parse_args(argv)
+    clients = [c for c in args.clients.split(",") if c]
+    unknown = set(clients) - set(CLIENTS)
+    if unknown:
+        parser.error(f"unknown client(s) {sorted(unknown)}; choose from {CLIENTS}")
+    sizes = QUICK if args.quick else FULL
+    if args.reps is not None:
+        if args.reps < 1:
+            parser.error("--reps must be at least 1")
+        sizes = Sizes(**{**sizes.__dict__, "reps": args.reps})
+    started = time.perf_counter()
+    rows = run(sizes, clients)
+    text = report(rows, clients, sizes, time.perf_counter() - started)
+    print(text)
+    output = args.output if args.output is not None else (None if args.quick else RESULTS)
+    if output is not None:
+        write_results(output, text)
+        print(f"\nwrote {output}", file=sys.stderr)
+    return 1 if any(row.errors for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
