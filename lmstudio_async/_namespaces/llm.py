@@ -1,14 +1,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import msgspec
 
 from .._errors import LMStudioUsageError
 from .._mux import Channel
 from .._prediction import PredictionCallbacks, PredictionStream
-from .._prediction._callbacks import MaybeAwaitable
+from .._prediction._callbacks import (
+    COMPLETION_CALLBACKS,
+    CompletionCallbackArgs,
+    MaybeAwaitable,
+    PredictionCallbackArgs,
+    callbacks_from_kwargs,
+)
 from .._prediction._structured import (
     GBNFGrammar,
     ResponseFormat,
@@ -26,13 +32,16 @@ from .._tools import (
     run_act,
     to_tools,
 )
-from ..types.chat import Chat, ChatMessage, ToolCallRequest
+from ..types.chat import Chat, ChatMessage
 from ..types.config import PredictionConfig, StructuredOutput
 from ..types.kv import KVConfig, KVConfigLayer, KVConfigStack, KVField, single_layer_stack
 from ..types.load_config import LLMLoadConfig
 from ..types.models import LLMInstanceInfo
 from ..types.prediction import PredictionFragment
 from ._base import ModelHandle, ModelNamespace, ProgressCallback, decode_result
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["LLM", "LLMNamespace"]
 
@@ -97,36 +106,11 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         self,
         history: HistoryLike,
         *,
-        response_format: None = None,
+        response_format: GBNFGrammar | None = None,
         config: ConfigLike = None,
         preset: str | None = None,
         timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
-        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
-        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
-        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
-    ) -> PredictionStream[str]: ...
-    @overload
-    def respond(
-        self,
-        history: HistoryLike,
-        *,
-        response_format: GBNFGrammar,
-        config: ConfigLike = None,
-        preset: str | None = None,
-        timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
-        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
-        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
-        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
+        **callbacks: Unpack[PredictionCallbackArgs],
     ) -> PredictionStream[str]: ...
     @overload
     def respond(
@@ -137,14 +121,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         config: ConfigLike = None,
         preset: str | None = None,
         timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
-        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
-        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
-        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
+        **callbacks: Unpack[PredictionCallbackArgs],
     ) -> PredictionStream[T]: ...
     @overload
     def respond(
@@ -155,14 +132,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         config: ConfigLike = None,
         preset: str | None = None,
         timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
-        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
-        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
-        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
+        **callbacks: Unpack[PredictionCallbackArgs],
     ) -> PredictionStream[Any]: ...
     def respond(
         self,
@@ -172,14 +142,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         config: ConfigLike = None,
         preset: str | None = None,
         timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
-        on_tool_call_request_start: Callable[[int, str | None], MaybeAwaitable] | None = None,
-        on_tool_call_request_name_received: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_argument_fragment: Callable[[int, str], MaybeAwaitable] | None = None,
-        on_tool_call_request_end: Callable[[int, ToolCallRequest], MaybeAwaitable] | None = None,
-        on_tool_call_request_failure: Callable[[int, Exception], MaybeAwaitable] | None = None,
+        **callbacks: Unpack[PredictionCallbackArgs],
     ) -> PredictionStream[Any]:
         """Continue a conversation. ``history`` is a :class:`Chat`, a list of message dicts,
         or a plain string (one user message).
@@ -192,6 +155,13 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         The returned handle starts when first iterated, awaited or entered: iterate it for
         fragments, ``await`` it (or ``await prediction.result()``) for the result.
 
+        Callbacks (plain or coroutine functions, called in the consuming task, in protocol
+        order): ``on_prompt_processing_progress(progress)`` from 0.0 to 1.0,
+        ``on_first_token()``, ``on_prediction_fragment(fragment)``, and the tool-call events
+        ``on_tool_call_request_start(call_index, tool_call_id)``, ``..._name_received(call_index,
+        name)``, ``..._argument_fragment(call_index, text)``, ``..._end(call_index, request)``,
+        ``..._failure(call_index, error)``.
+
         ``timeout`` (seconds) bounds the whole prediction from its start, connecting and
         queueing included; it is checked whenever the handle waits for LM Studio. When it
         passes, :class:`LMStudioTimeoutError` is raised and the prediction is cancelled in
@@ -203,18 +173,13 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             PredictionConfig.from_value(config), response_format
         )
         _check_preset(preset)
-        callbacks = PredictionCallbacks(
-            on_first_token=on_first_token,
-            on_prediction_fragment=on_prediction_fragment,
-            on_prompt_processing_progress=on_prompt_processing_progress,
-            on_tool_call_request_start=on_tool_call_request_start,
-            on_tool_call_request_name_received=on_tool_call_request_name_received,
-            on_tool_call_request_argument_fragment=on_tool_call_request_argument_fragment,
-            on_tool_call_request_end=on_tool_call_request_end,
-            on_tool_call_request_failure=on_tool_call_request_failure,
-        )
         return self._predict(
-            chat, prediction_config.to_kv_fields(), preset, callbacks, fmt, timeout=timeout
+            chat,
+            prediction_config.to_kv_fields(),
+            preset,
+            callbacks_from_kwargs(callbacks, method="respond"),
+            fmt,
+            timeout=timeout,
         )
 
     def _predict(
@@ -247,26 +212,11 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         self,
         prompt: str,
         *,
-        response_format: None = None,
+        response_format: GBNFGrammar | None = None,
         config: ConfigLike = None,
         preset: str | None = None,
         timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
-    ) -> PredictionStream[str]: ...
-    @overload
-    def complete(
-        self,
-        prompt: str,
-        *,
-        response_format: GBNFGrammar,
-        config: ConfigLike = None,
-        preset: str | None = None,
-        timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+        **callbacks: Unpack[CompletionCallbackArgs],
     ) -> PredictionStream[str]: ...
     @overload
     def complete(
@@ -277,9 +227,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         config: ConfigLike = None,
         preset: str | None = None,
         timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+        **callbacks: Unpack[CompletionCallbackArgs],
     ) -> PredictionStream[T]: ...
     @overload
     def complete(
@@ -290,9 +238,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         config: ConfigLike = None,
         preset: str | None = None,
         timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+        **callbacks: Unpack[CompletionCallbackArgs],
     ) -> PredictionStream[Any]: ...
     def complete(
         self,
@@ -302,13 +248,13 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         config: ConfigLike = None,
         preset: str | None = None,
         timeout: float | None = None,
-        on_first_token: Callable[[], MaybeAwaitable] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], MaybeAwaitable] | None = None,
-        on_prompt_processing_progress: Callable[[float], MaybeAwaitable] | None = None,
+        **callbacks: Unpack[CompletionCallbackArgs],
     ) -> PredictionStream[Any]:
         """Continue raw text verbatim, without the model's chat template.
 
-        ``response_format`` and ``timeout`` work as in :meth:`respond`.
+        ``response_format``, ``timeout`` and the callbacks ``on_first_token``,
+        ``on_prediction_fragment`` and ``on_prompt_processing_progress`` work as in
+        :meth:`respond`.
         """
         if not isinstance(prompt, str):
             raise LMStudioUsageError(
@@ -341,10 +287,8 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         return PredictionStream(
             open_channel=lambda: self._open("completeRawText", raw_parameter),
             fallback=lambda: self._open("predict", legacy_parameter),
-            callbacks=PredictionCallbacks(
-                on_first_token=on_first_token,
-                on_prediction_fragment=on_prediction_fragment,
-                on_prompt_processing_progress=on_prompt_processing_progress,
+            callbacks=callbacks_from_kwargs(
+                callbacks, method="complete", allowed=COMPLETION_CALLBACKS
             ),
             description=f"completion on {self.identifier!r}",
             response_format=fmt,

@@ -133,3 +133,13 @@ async def test_garbage_from_the_server_is_survived(
     assert result.content == "one two three four five six"
     assert (await model.respond("again")).content == "You said: again"
     assert any("cannot use" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_misspelled_callback_is_named_with_the_closest_valid_one(model: lms.LLM) -> None:
+    with pytest.raises(lms.LMStudioUsageError, match="on_first_token"):
+        model.respond("hi", on_frist_token=print)  # type: ignore[call-overload]
+    with pytest.raises(lms.LMStudioUsageError, match="on_tool_call_request_start"):
+        # Tool-call events exist only for chat predictions, not raw completions.
+        model.complete("hi", on_tool_call_request_start=print)  # type: ignore[call-overload]
+    with pytest.raises(lms.LMStudioUsageError, match="must be a function"):
+        model.respond("hi", on_first_token="yes")  # type: ignore[call-overload]
