@@ -227,6 +227,7 @@ class ModelNamespace(Generic[InfoT]):
 
     _name: str = ""
     _info_type: type[InfoT]
+    _load_config_type: type[LLMLoadConfig] | type[EmbeddingLoadConfig]
 
     def __init__(self, source: ConnectionSource) -> None:
         self._source = source
@@ -250,18 +251,40 @@ class ModelNamespace(Generic[InfoT]):
         info: InfoT = decode_result(raw, self._info_type, "getModelInfo")
         return info
 
+    async def _model_info(
+        self,
+        model_key: str | None,
+        ttl: float | None,
+        config: object,
+        on_load_progress: ProgressCallback | None,
+    ) -> InfoT:
+        """What ``model()`` resolves: the instance under a key (loaded if needed), or any."""
+        if model_key is None:
+            if ttl is not None or config is not None or on_load_progress is not None:
+                raise LMStudioUsageError(
+                    "ttl, config and on_load_progress apply only when a model key is given: "
+                    f"client.{self._name}.model('model-key', ...)."
+                )
+            return await self._any_loaded_info()
+        return await self._get_or_load_info(
+            model_key, ttl=ttl, config=config, on_load_progress=on_load_progress
+        )
+
+    def _load_fields(self, config: object) -> list[KVField]:
+        return self._load_config_type.from_value(config).to_kv_fields()  # type: ignore[arg-type]
+
     async def _get_or_load_info(
         self,
         model_key: str,
         *,
         ttl: float | None,
-        load_fields: list[Any],
+        config: object,
         on_load_progress: ProgressCallback | None,
     ) -> InfoT:
         _check_identifier(model_key, "The model key")
         parameter: dict[str, Any] = {
             "identifier": model_key,
-            "loadConfigStack": single_layer_stack(load_fields),
+            "loadConfigStack": single_layer_stack(self._load_fields(config)),
         }
         if ttl is not None:
             parameter["loadTtlMs"] = _ttl_ms(ttl)
@@ -281,13 +304,13 @@ class ModelNamespace(Generic[InfoT]):
         *,
         identifier: str | None,
         ttl: float | None,
-        load_fields: list[KVField],
+        config: object,
         on_progress: ProgressCallback | None,
     ) -> InfoT:
         _check_identifier(model_key, "The model key")
         parameter: dict[str, Any] = {
             "modelKey": model_key,
-            "loadConfigStack": single_layer_stack(load_fields),
+            "loadConfigStack": single_layer_stack(self._load_fields(config)),
         }
         if identifier is not None:
             parameter["identifier"] = _check_identifier(identifier, "The identifier")

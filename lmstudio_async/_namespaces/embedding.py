@@ -82,6 +82,7 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
 
     _name = "embedding"
     _info_type = EmbeddingModelInstanceInfo
+    _load_config_type = EmbeddingLoadConfig
 
     async def model(
         self,
@@ -101,26 +102,7 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
         cancelled and :class:`LMStudioTimeoutError` is raised.
         """
         async with operation_timeout(timeout, "client.embedding.model()"):
-            return await self._model(model_key, ttl, config, on_load_progress)
-
-    async def _model(
-        self,
-        model_key: str | None,
-        ttl: float | None,
-        config: EmbeddingLoadConfig | Mapping[str, Any] | None,
-        on_load_progress: ProgressCallback | None,
-    ) -> EmbeddingModel:
-        if model_key is None:
-            if ttl is not None or config is not None or on_load_progress is not None:
-                raise LMStudioUsageError(
-                    "ttl, config and on_load_progress apply only when a model key is given: "
-                    "client.embedding.model('model-key', ...)."
-                )
-            return EmbeddingModel(self._source, await self._any_loaded_info())
-        load_fields = EmbeddingLoadConfig.from_value(config).to_kv_fields()
-        info = await self._get_or_load_info(
-            model_key, ttl=ttl, load_fields=load_fields, on_load_progress=on_load_progress
-        )
+            info = await self._model_info(model_key, ttl, config, on_load_progress)
         return EmbeddingModel(self._source, info)
 
     async def load(
@@ -139,12 +121,11 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
         ``config`` the load options, ``on_progress`` gets floats rising to 1.0. Cancelling the
         awaiting task cancels the load in LM Studio.
         """
-        load_fields = EmbeddingLoadConfig.from_value(config).to_kv_fields()
         info = await self._load_info(
             model_key,
             identifier=identifier,
             ttl=ttl,
-            load_fields=load_fields,
+            config=config,
             on_progress=on_progress,
         )
         return EmbeddingModel(self._source, info)

@@ -400,6 +400,7 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
 
     _name = "llm"
     _info_type = LLMInstanceInfo
+    _load_config_type = LLMLoadConfig
 
     async def model(
         self,
@@ -419,26 +420,7 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         cancelled and :class:`LMStudioTimeoutError` is raised.
         """
         async with operation_timeout(timeout, "client.llm.model()"):
-            return await self._model(model_key, ttl, config, on_load_progress)
-
-    async def _model(
-        self,
-        model_key: str | None,
-        ttl: float | None,
-        config: LLMLoadConfig | Mapping[str, Any] | None,
-        on_load_progress: ProgressCallback | None,
-    ) -> LLM:
-        if model_key is None:
-            if ttl is not None or config is not None or on_load_progress is not None:
-                raise LMStudioUsageError(
-                    "ttl, config and on_load_progress apply only when a model key is given: "
-                    "client.llm.model('model-key', ...)."
-                )
-            return LLM(self._source, await self._any_loaded_info())
-        load_fields = LLMLoadConfig.from_value(config).to_kv_fields()
-        info = await self._get_or_load_info(
-            model_key, ttl=ttl, load_fields=load_fields, on_load_progress=on_load_progress
-        )
+            info = await self._model_info(model_key, ttl, config, on_load_progress)
         return LLM(self._source, info)
 
     async def list_loaded(
@@ -470,12 +452,11 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         ``config`` the load options (e.g. ``{"context_length": 8192}``), ``on_progress`` gets
         floats rising to 1.0. Cancelling the awaiting task cancels the load in LM Studio.
         """
-        load_fields = LLMLoadConfig.from_value(config).to_kv_fields()
         info = await self._load_info(
             model_key,
             identifier=identifier,
             ttl=ttl,
-            load_fields=load_fields,
+            config=config,
             on_progress=on_progress,
         )
         return LLM(self._source, info)
