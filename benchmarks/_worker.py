@@ -60,12 +60,12 @@ class _Ours:
     async def __aexit__(self, *exc: object) -> None:
         await self._client.__aexit__(None, None, None)
 
-    async def predict(self, tag: str, n: int, first: asyncio.Event | None = None) -> list[str]:
+    async def predict(self, tag: str, n: int, first: Callable[[], None] | None = None) -> list[str]:
         out: list[str] = []
         async for fragment in self.model.respond(tag, config={"max_tokens": n}):
             out.append(fragment.content)
-            if first is not None:
-                first.set()
+            if first is not None and len(out) == 1:
+                first()
         return out
 
 
@@ -84,13 +84,13 @@ class _Official:
     async def __aexit__(self, *exc: object) -> None:
         await self._client.__aexit__(None, None, None)
 
-    async def predict(self, tag: str, n: int, first: asyncio.Event | None = None) -> list[str]:
+    async def predict(self, tag: str, n: int, first: Callable[[], None] | None = None) -> list[str]:
         out: list[str] = []
         stream = await self.model.respond_stream(tag, config={"maxTokens": n})
         async for fragment in stream:
             out.append(fragment.content)
-            if first is not None:
-                first.set()
+            if first is not None and len(out) == 1:
+                first()
         return out
 
 
@@ -110,7 +110,7 @@ class _OpenAI:
     async def __aexit__(self, *exc: object) -> None:
         await self._client.__aexit__(None, None, None)
 
-    async def predict(self, tag: str, n: int, first: asyncio.Event | None = None) -> list[str]:
+    async def predict(self, tag: str, n: int, first: Callable[[], None] | None = None) -> list[str]:
         out: list[str] = []
         stream = await self._client.chat.completions.create(
             model=LLM, messages=[{"role": "user", "content": tag}], stream=True, max_tokens=n
@@ -118,8 +118,8 @@ class _OpenAI:
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 out.append(chunk.choices[0].delta.content)
-                if first is not None:
-                    first.set()
+                if first is not None and len(out) == 1:
+                    first()
         return out
 
 
@@ -172,13 +172,13 @@ class _Floor:
                 if message is not None and message.fragment is not None:
                     entry = channels[env.channel_id]  # type: ignore[index]
                     entry[0].append(message.fragment.content)
-                    if entry[2] is not None:
-                        entry[2].set()
+                    if entry[2] is not None and len(entry[0]) == 1:
+                        entry[2]()
             elif env.type == "channelClose":
                 out, done, _ = channels.pop(env.channel_id)  # type: ignore[arg-type]
                 done.set_result(out)
 
-    async def predict(self, tag: str, n: int, first: asyncio.Event | None = None) -> list[str]:
+    async def predict(self, tag: str, n: int, first: Callable[[], None] | None = None) -> list[str]:
         self._next += 1
         channel_id = self._next
         done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
@@ -260,19 +260,25 @@ async def memory(client: str, params: dict[str, Any]) -> dict[str, Any]:
     count = params["predictions"]
     async with CLIENTS[client](params["stall"]) as c:
         # Warm every code path first: one prediction held in flight and then cancelled.
-        first = asyncio.Event()
-        task = asyncio.get_running_loop().create_task(c.predict("warm", 10, first))
-        await first.wait()
+        loop = asyncio.get_running_loop()
+        warm = asyncio.Event()
+        task = loop.create_task(c.predict("warm", 10, warm.set))
+        await warm.wait()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        # One shared counter (not an Event per prediction) keeps the harness's own cost low.
+        arrived = [0]
+        all_in = asyncio.Event()
+
+        def on_first() -> None:
+            arrived[0] += 1
+            if arrived[0] == count:
+                all_in.set()
+
         gc.collect()
         before = rss_bytes()
-        events = [asyncio.Event() for _ in range(count)]
-        tasks = [
-            asyncio.get_running_loop().create_task(c.predict(tag_of(i), 10, events[i]))
-            for i in range(count)
-        ]
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout=120)
+        tasks = [loop.create_task(c.predict(tag_of(i), 10, on_first)) for i in range(count)]
+        await asyncio.wait_for(all_in.wait(), timeout=120)
         gc.collect()
         after = rss_bytes()
         for t in tasks:

@@ -31,5 +31,6 @@ def test_quick_run_measures_every_client_and_scenario(tmp_path: Path) -> None:
     assert len(scenario_rows) == 8
     for row in scenario_rows:
         cells = [c.strip() for c in row.strip("|").split("|")][2:]
-        assert len(cells) == 4 and all(c not in ("failed", "n/a") for c in cells), row
+        assert len(cells) == 4, row
+        assert all(c not in ("failed", "n/a") for c in cells), row
     assert "| S3: every fragment delivered to the right prediction | yes | yes |" in text
