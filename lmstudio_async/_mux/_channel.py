@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ class Channel:
         "_connection",
         "_discarding",
         "_end",
+        "_head",
         "_slot_release",
         "_waiter",
         "endpoint",
@@ -50,7 +51,10 @@ class Channel:
         self._connection = connection
         self.id = channel_id
         self.endpoint = endpoint
-        self._buffer: deque[msgspec.Raw] = deque()
+        # A list read from ``_head`` rather than a deque: an idle deque costs ~600 bytes, and
+        # thousands of predictions may sit waiting at once.
+        self._buffer: list[msgspec.Raw] = []
+        self._head = 0
         self._waiter: asyncio.Future[None] | None = None
         self._end: BaseException | None = None
         self._cancel_sent = False
@@ -61,7 +65,8 @@ class Channel:
 
     def __repr__(self) -> str:
         state = "open" if self._end is None else type(self._end).__name__
-        return f"<Channel {self.endpoint}#{self.id} {state} buffered={len(self._buffer)}>"
+        buffered = len(self._buffer) - self._head
+        return f"<Channel {self.endpoint}#{self.id} {state} buffered={buffered}>"
 
     # -- receive-loop side: synchronous, never blocks ------------------------------------------
 
@@ -71,8 +76,10 @@ class Channel:
             return
         self._buffer.append(packet)
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _finish(self, end: BaseException | None) -> None:
         """The channel ended: ``None`` for a normal close, else the error to raise."""
@@ -103,21 +110,40 @@ class Channel:
 
     def next_nowait(self) -> msgspec.Raw | None:
         """The next buffered packet, or ``None`` when none is buffered (check :attr:`ended`)."""
-        buffer = self._buffer
-        return buffer.popleft() if buffer else None
+        buffer, head = self._buffer, self._head
+        if head == len(buffer):
+            return None
+        packet = buffer[head]
+        head += 1
+        if head == len(buffer):
+            buffer.clear()
+            head = 0
+        elif head >= 1024:
+            # A consumer far behind its producer: drop what it already read now and then.
+            del buffer[:head]
+            head = 0
+        self._head = head
+        return packet
+
+    def wait(self) -> asyncio.Future[None]:
+        """A future that completes when a packet or the end arrives.
+
+        For a consumer that found nothing buffered: it raises the end (:class:`ChannelClosed`
+        or the channel's error) right away if there is one, else it awaits this future directly
+        (no coroutine frame per waiting channel) and then calls :meth:`next_nowait` again.
+        """
+        if self._end is not None:
+            raise ChannelClosed() if self._end is _CLOSED else self._end
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
 
     async def next(self) -> msgspec.Raw:
         """The next packet. Raises :class:`ChannelClosed` or the channel's error at the end."""
         while True:
-            if self._buffer:
-                return self._buffer.popleft()
-            if self._end is not None:
-                raise ChannelClosed() if self._end is _CLOSED else self._end
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            packet = self.next_nowait()
+            if packet is not None:
+                return packet
+            await self.wait()
 
     def send(self, message: Any) -> None:
         """Queue a packet to the server side of this channel (no-op once the channel ended)."""
@@ -139,8 +165,26 @@ class Channel:
             return
         self._discarding = True
         self._buffer.clear()
+        self._head = 0
         self.cancel()
         if self._slot_release is not None:
             # The caller is done with it: a queued prediction may start while LM Studio
             # winds this one down.
             self._free_slot()
+
+    def abandon_threadsafe(self) -> None:
+        """:meth:`abandon` from a finalizer, which may run on any thread or after the loop."""
+        loop = self._connection.loop
+        if loop is None:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.abandon()
+            return
+        # A closed loop raises RuntimeError: then the socket, and LM Studio's channel with it,
+        # are gone already.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self.abandon)

@@ -126,6 +126,11 @@ class Connection:
         )
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this connection runs in (``None`` before it started)."""
+        return self._loop
+
+    @property
     def alive(self) -> bool:
         return self._failure is None and self._loop is not None
 

@@ -4,7 +4,7 @@ import difflib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, TypeAlias, TypedDict
+from typing import Any, Final, TypeAlias, TypedDict
 
 from .._errors import LMStudioUsageError
 from ..types.chat import ToolCallRequest
@@ -91,7 +91,9 @@ def callbacks_from_kwargs(
             raise LMStudioUsageError(
                 f"{method}(): {name} must be a function (plain or async), got {callback!r}."
             )
-    return PredictionCallbacks(**given)
+    return PredictionCallbacks(**given) if given else NO_CALLBACKS
 
 
 COMPLETION_CALLBACKS = tuple(CompletionCallbackArgs.__annotations__)
+# Shared by every prediction without callbacks (immutable), to keep each prediction small.
+NO_CALLBACKS: Final = PredictionCallbacks()

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar
@@ -49,21 +47,6 @@ _DONE: Final = "done"
 _FAILED: Final = "failed"
 
 
-def _release(channel: Channel, loop: asyncio.AbstractEventLoop) -> None:
-    """Finalizer of a dropped handle: cancel server-side and stop buffering its packets."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        channel.abandon()
-        return
-    # Garbage collection may run on another thread; the channel belongs to its loop. A closed
-    # loop raises RuntimeError: then the socket, and the server's channel with it, are gone.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(channel.abandon)
-
-
 class PredictionStream(Generic[T]):
     """A running (or about-to-run) prediction: iterate it for fragments, await it for the result.
 
@@ -75,6 +58,33 @@ class PredictionStream(Generic[T]):
     sends ``cancel`` to LM Studio and releases the channel.
     """
 
+    # Thousands of predictions may be in flight at once: keep each one small.
+    __slots__ = (
+        "__weakref__",
+        "_accumulator",
+        "_bounded",
+        "_callbacks",
+        "_cancel_requested",
+        "_channel",
+        "_consuming",
+        "_deadline",
+        "_description",
+        "_done_waiters",
+        "_error",
+        "_fallback",
+        "_open_channel",
+        "_parse_error",
+        "_pending",
+        "_progress_seen",
+        "_quiet",
+        "_response_format",
+        "_result",
+        "_started_at",
+        "_state",
+        "_timeout",
+        "_tool_call_index",
+    )
+
     def __init__(
         self,
         *,
@@ -85,7 +95,7 @@ class PredictionStream(Generic[T]):
         response_format: ResponseFormat[T] | None = None,
         timeout: float | None = None,
     ) -> None:
-        self._open_channel = open_channel
+        self._open_channel: ChannelOpener | None = open_channel
         # Deadlines: the caller's whole-prediction ``timeout`` and the client's phase limits.
         # ``_bounded`` is false when none applies, so the hot path then waits with no timer.
         self._timeout = timeout
@@ -94,6 +104,14 @@ class PredictionStream(Generic[T]):
         self._bounded = timeout is not None
         self._fallback = fallback
         self._callbacks = callbacks
+        # Without fragment or progress callbacks a plain fragment needs no awaiting at all.
+        self._quiet = (
+            callbacks.on_first_token is None
+            and callbacks.on_prediction_fragment is None
+            and callbacks.on_prompt_processing_progress is None
+        )
+        # A packet the synchronous fast path took from the channel but left to the slow path.
+        self._pending: msgspec.Raw | None = None
         self._description = description
         self._state = _NOT_STARTED
         self._channel: Channel | None = None
@@ -104,16 +122,20 @@ class PredictionStream(Generic[T]):
         self._error: BaseException | None = None
         self._cancel_requested = False
         self._consuming = False
-        self._done_waiters: list[asyncio.Future[None]] = []
+        self._done_waiters: list[asyncio.Future[None]] | None = None
         self._progress_seen = 0.0
         self._tool_call_index = -1
-        self._finalizer: weakref.finalize[..., Any] | None = None
 
     def __repr__(self) -> str:
         return (
             f"<PredictionStream {self._description} {self._state} "
             f"fragments={self._accumulator.fragment_count}>"
         )
+
+    def __del__(self) -> None:
+        # Dropped while LM Studio is still generating: cancel it and stop buffering.
+        if self._state == _RUNNING and self._channel is not None:
+            self._channel.abandon_threadsafe()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -166,6 +188,8 @@ class PredictionStream(Generic[T]):
             if self._consuming:
                 # Another task is iterating; wait for it instead of competing for packets.
                 waiter = asyncio.get_running_loop().create_future()
+                if self._done_waiters is None:
+                    self._done_waiters = []
                 self._done_waiters.append(waiter)
                 await waiter
                 continue
@@ -187,18 +211,22 @@ class PredictionStream(Generic[T]):
             return self._channel
         if self._error is not None:
             raise self._error
+        opener = self._open_channel
+        assert opener is not None
         if self._timeout is None:
-            channel = await self._open_channel()
+            channel = await opener()
         else:
             if self._deadline is None:
                 self._deadline = anyio.current_time() + self._timeout
             opened: Channel | None = None
             # Connecting and queueing for a max_concurrent_predictions slot count too.
             with anyio.move_on_after(self._deadline - anyio.current_time()):
-                opened = await self._open_channel()
+                opened = await opener()
             if opened is None:
                 raise self._timed_out(f"timeout={self._timeout:g} s")
             channel = opened
+        # The creation parameter (the whole chat) is not needed once the channel is open.
+        self._open_channel = None
         self._attach(channel)
         return channel
 
@@ -235,9 +263,6 @@ class PredictionStream(Generic[T]):
         timeouts = channel.timeouts
         if timeouts.first_fragment is not None or timeouts.between_fragments is not None:
             self._bounded = True
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _release, channel, asyncio.get_running_loop())
         if self._cancel_requested:
             channel.cancel()
 
@@ -255,11 +280,21 @@ class PredictionStream(Generic[T]):
         self._consuming = True
         try:
             channel = self._channel or await self._ensure_started()
+            accumulator = self._accumulator
             while True:
-                raw = channel.next_nowait()
+                raw, self._pending = self._pending, None
                 if raw is None:
-                    raw = await (self._next_within(channel) if self._bounded else channel.next())
-                fragment = await self._handle(raw)
+                    raw = channel.next_nowait()
+                while raw is None:
+                    if self._bounded:
+                        raw = await self._next_within(channel)
+                    else:
+                        await channel.wait()
+                        raw = channel.next_nowait()
+                packet = decode_packet(predict_packets, raw, PREDICT_TYPES)
+                if self._quiet and type(packet) is FragmentPacket:
+                    return _accumulate(accumulator, packet)
+                fragment = await self._handle(packet)
                 if fragment is not None or self._state == _DONE:
                     return fragment
         except ChannelClosed:
@@ -288,13 +323,7 @@ class PredictionStream(Generic[T]):
             self._abandon(error)
             raise error from exc
         except BaseException as exc:
-            # Cancellation, a timeout around us, or a callback that raised: nobody will read
-            # the rest, so stop the server and release the channel.
-            self._abandon(
-                LMStudioCancelledError(
-                    f"The {self._description} was abandoned: {type(exc).__name__} while it ran."
-                )
-            )
+            self._abandon_on(exc)
             raise
         finally:
             self._consuming = False
@@ -302,18 +331,62 @@ class PredictionStream(Generic[T]):
     def _can_fall_back(self) -> bool:
         return self._accumulator.fragment_count == 0 and self._result is None
 
-    async def _handle(self, raw: msgspec.Raw) -> PredictionFragment | None:
-        packet = decode_packet(predict_packets, raw, PREDICT_TYPES)
+    def _take_buffered(self) -> PredictionFragment | None:
+        """The next fragment if it is already buffered and needs no awaiting, else ``None``.
+
+        The ``async for`` fast path: no coroutine is created for a fragment that is waiting in
+        the buffer. Anything else it took (another packet type, an undecodable one) is left in
+        ``_pending`` for :meth:`_next_fragment`, which handles it with the full error handling.
+        """
+        channel = self._channel
+        if channel is None or self._state != _RUNNING or not self._quiet or self._consuming:
+            return None
+        if self._pending is not None:
+            return None
+        raw = channel.next_nowait()
+        if raw is None:
+            return None
+        try:
+            packet = predict_packets.decode(raw)
+        except msgspec.ValidationError:
+            self._pending = raw
+            return None
+        if type(packet) is not FragmentPacket:
+            self._pending = raw
+            return None
+        return _accumulate(self._accumulator, packet)
+
+    def _idle_waiter(self) -> asyncio.Future[None] | None:
+        """The channel's future when the only thing to do is wait for the next packet."""
+        channel = self._channel
+        if (
+            channel is None
+            or self._state != _RUNNING
+            or not self._quiet
+            or self._bounded
+            or self._consuming
+            or self._pending is not None
+            or channel.ended
+        ):
+            return None
+        return channel.wait()
+
+    def _abandon_on(self, exc: BaseException) -> None:
+        # Cancellation, a timeout around us, or a callback that raised: nobody will read the
+        # rest, so stop the server and release the channel.
+        self._abandon(
+            LMStudioCancelledError(
+                f"The {self._description} was abandoned: {type(exc).__name__} while it ran."
+            )
+        )
+
+    async def _handle(self, packet: object) -> PredictionFragment | None:
         kind = type(packet)
         callbacks = self._callbacks
         if kind is FragmentPacket:
             assert isinstance(packet, FragmentPacket)
-            fragment = packet.fragment
-            if type(fragment) is str:
-                fragment = PredictionFragment(content=fragment, tokens_count=1)
-            assert isinstance(fragment, PredictionFragment)
             first = self._accumulator.fragment_count == 0
-            self._accumulator.add(fragment)
+            fragment = _accumulate(self._accumulator, packet)
             if callbacks.any_fragment_callback or first:
                 await self._fire_fragment_callbacks(fragment, first)
             return fragment
@@ -326,8 +399,6 @@ class PredictionStream(Generic[T]):
                 self._parse_error = exc
             self._state = _DONE
             self._wake_waiters()
-            if self._finalizer is not None:
-                self._finalizer.detach()
             return None
         if kind is PromptProcessingProgress:
             assert isinstance(packet, PromptProcessingProgress)
@@ -386,8 +457,6 @@ class PredictionStream(Generic[T]):
             return
         self._error = error
         self._state = _FAILED
-        if self._finalizer is not None:
-            self._finalizer.detach()
         if self._channel is not None:
             self._channel.abandon()
         self._wake_waiters()
@@ -396,7 +465,7 @@ class PredictionStream(Generic[T]):
         self._fail(error)
 
     def _wake_waiters(self) -> None:
-        waiters, self._done_waiters = self._done_waiters, []
+        waiters, self._done_waiters = self._done_waiters or (), None
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -411,6 +480,16 @@ class PredictionStream(Generic[T]):
             self._channel.cancel()
 
 
+def _accumulate(accumulator: PredictionAccumulator, packet: FragmentPacket) -> PredictionFragment:
+    piece = packet.fragment
+    # Servers before December 2024 sent a bare string.
+    fragment = (
+        PredictionFragment(content=piece, tokens_count=1) if isinstance(piece, str) else piece
+    )
+    accumulator.add(fragment)
+    return fragment
+
+
 class _FragmentIterator:
     """The ``async for`` view of a prediction. When it is dropped unfinished, it cancels."""
 
@@ -423,7 +502,25 @@ class _FragmentIterator:
         return self
 
     async def __anext__(self) -> PredictionFragment:
-        fragment = await self._stream._next_fragment()
+        stream = self._stream
+        while True:
+            fragment = stream._take_buffered()
+            if fragment is not None:
+                return fragment
+            waiter = stream._idle_waiter()
+            if waiter is None:
+                break
+            # Waiting right here, on the channel's future, keeps a waiting prediction to one
+            # coroutine frame: thousands may be waiting at once.
+            stream._consuming = True
+            try:
+                await waiter
+            except BaseException as exc:
+                stream._abandon_on(exc)
+                raise
+            finally:
+                stream._consuming = False
+        fragment = await stream._next_fragment()
         if fragment is None:
             raise StopAsyncIteration
         return fragment
