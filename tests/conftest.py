@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _lms_client_frames import assert_client_frames_valid
 
 from lmstudio_async.testing import Simulator
 
@@ -21,10 +22,17 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    """A started simulator on an ephemeral loopback port, recording every frame."""
+async def simulator(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
+    """A started simulator on an ephemeral loopback port, recording every frame.
+
+    Afterwards every frame a client sent to it is checked against the protocol's JSON schema,
+    so each test that uses it also proves the client speaks the protocol. The simulator's own
+    tests send malformed frames on purpose and are left out.
+    """
     async with Simulator(record_frames=True) as sim:
         yield sim
+    if "simulator" not in request.path.parts:
+        assert_client_frames_valid(sim)
 
 
 def load_lms_schema() -> dict[str, Any]:

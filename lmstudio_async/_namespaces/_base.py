@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
 import msgspec
 
 from .._errors import LMStudioProtocolError, LMStudioUsageError
-from .._mux import Channel, ChannelClosed, Connection
+from .._mux import Connection
 from ..types.kv import KVConfig, KVField, single_layer_stack
 from ..types.load_config import EmbeddingLoadConfig, LLMLoadConfig
 from ..types.models import EmbeddingModelInstanceInfo, LLMInstanceInfo
@@ -20,7 +19,6 @@ __all__ = [
     "decode_result",
     "instance_specifier",
     "query_specifier",
-    "run_channel",
 ]
 
 InfoT = TypeVar("InfoT", LLMInstanceInfo, EmbeddingModelInstanceInfo)
@@ -62,27 +60,6 @@ def _check_identifier(value: object, what: str) -> str:
     if any(ord(ch) < 32 for ch in value):
         raise LMStudioUsageError(f"{what} must not contain control characters, got {value!r}.")
     return value
-
-
-async def run_channel(channel: Channel, on_packet: Callable[[Any], Any]) -> Any:
-    """Drive a non-prediction channel: feed packets to ``on_packet`` until it returns non-None.
-
-    Cancelling the caller cancels the operation server-side and releases the channel.
-    """
-    try:
-        while True:
-            try:
-                raw = await channel.next()
-            except ChannelClosed:
-                raise LMStudioProtocolError(
-                    f"LM Studio closed the '{channel.endpoint}' channel without a result."
-                ) from None
-            outcome = await on_packet(raw)
-            if outcome is not None:
-                return outcome
-    except BaseException:
-        channel.abandon()
-        raise
 
 
 class _Tokens(msgspec.Struct):

@@ -133,7 +133,10 @@ class Simulator:
         app.router.add_get("/{namespace}", self._websocket)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self._bind[0], self._bind[1])
+        # A deep accept queue: load tests and benchmarks open a thousand connections at once
+        # (one per SSE stream for OpenAI-style clients), and the default of 128 makes the
+        # kernel drop SYNs, turning into multi-second connect stalls on the client side.
+        site = web.TCPSite(runner, self._bind[0], self._bind[1], backlog=4096)
         await site.start()
         self._runner = runner
         self.host, self.port = runner.addresses[0][:2]

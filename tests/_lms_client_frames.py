@@ -12,7 +12,7 @@ import jsonschema  # type: ignore[import-untyped]
 
 from lmstudio_async.testing import Simulator
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "protocol" / "lms.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "protocol" / "lms.json"
 
 # Endpoints newer than lms.json's generation (PROTOCOL.md §6 item 16): no schema to check.
 _NEWER_ENDPOINTS = frozenset({"completeRawText", "getBasePredictionConfig"})
@@ -50,10 +50,10 @@ def assert_client_frames_valid(sim: Simulator) -> None:
         # Frames arrive in order per namespace; a channel id maps to its latest channelCreate.
         channels: dict[int, str] = {}
         for frame in sim.frames_received(namespace):
-            _check_frame(namespace, frame, channels)
+            check_frame(namespace, frame, channels)
 
 
-def _check_frame(namespace: str, frame: dict[str, Any], channels: dict[int, str]) -> None:
+def check_frame(namespace: str, frame: dict[str, Any], channels: dict[int, str]) -> None:
     if "authVersion" in frame:
         assert set(frame) == {"authVersion", "clientIdentifier", "clientPasskey"}, frame
         return
