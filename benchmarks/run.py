@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    uv run python benchmarks/run.py            # full run (~5-10 min on 2 cores), writes RESULTS.md
+    uv run python benchmarks/run.py            # full run (~30 min on 2 cores), writes RESULTS.md
     uv run python benchmarks/run.py --quick    # tiny sizes, one repetition (smoke test)
 
 The simulator runs in its own process (``benchmarks/_server.py``); every measurement runs in a

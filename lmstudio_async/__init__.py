@@ -1,5 +1,8 @@
 """lmstudio_async: an asyncio-native Python SDK for LM Studio."""
 
+import importlib as _importlib
+import typing as _typing
+
 from ._client import LMStudioClient
 from ._errors import (
     LMStudioAuthenticationError,
@@ -22,9 +25,7 @@ from ._errors import (
 from ._namespaces import LLM, EmbeddingModel, EmbeddingNamespace, LLMNamespace, SystemNamespace
 from ._namespaces.system import LMStudioVersion
 from ._prediction import PredictionStream
-from ._prediction._structured import GBNFGrammar
 from ._timeouts import Timeouts
-from ._tools import ActResult, ActRound, GuardDecision, Tool, ToolCallOutcome
 from ._version import __version__
 from .types import (
     Chat,
@@ -40,6 +41,31 @@ from .types import (
     PredictionResult,
     PredictionStats,
 )
+
+if _typing.TYPE_CHECKING:
+    from ._prediction._structured import GBNFGrammar
+    from ._tools import ActResult, ActRound, GuardDecision, Tool, ToolCallOutcome
+
+# Tool use and structured output are imported on first use: most programs need neither, and
+# every millisecond of `import lmstudio_async` is paid by every short-lived script.
+_LAZY = {
+    "ActResult": "._tools",
+    "ActRound": "._tools",
+    "GBNFGrammar": "._prediction._structured",
+    "GuardDecision": "._tools",
+    "Tool": "._tools",
+    "ToolCallOutcome": "._tools",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ActResult",

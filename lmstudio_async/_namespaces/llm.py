@@ -15,23 +15,7 @@ from .._prediction._callbacks import (
     PredictionCallbackArgs,
     callbacks_from_kwargs,
 )
-from .._prediction._structured import (
-    GBNFGrammar,
-    ResponseFormat,
-    ResponseFormatLike,
-    resolve_response_format,
-)
 from .._timeouts import check_timeout, operation_timeout
-from .._tools import (
-    ActCallbacks,
-    ActResult,
-    ActRound,
-    InvalidToolRequestHandler,
-    ToolCallGuard,
-    ToolLike,
-    run_act,
-    to_tools,
-)
 from ..types.chat import Chat, ChatMessage
 from ..types.config import PredictionConfig, StructuredOutput
 from ..types.kv import KVConfig, KVConfigLayer, KVConfigStack, KVField, single_layer_stack
@@ -42,6 +26,15 @@ from ._base import ModelHandle, ModelNamespace, ProgressCallback, decode_result
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from .._prediction._structured import GBNFGrammar, ResponseFormat, ResponseFormatLike
+    from .._tools import (
+        ActResult,
+        ActRound,
+        InvalidToolRequestHandler,
+        ToolCallGuard,
+        ToolLike,
+    )
 
 __all__ = ["LLM", "LLMNamespace"]
 
@@ -87,6 +80,9 @@ def _with_response_format(
             "Pass the output format once: either response_format= or config['structured'], "
             "not both."
         )
+    # Imported here: structured output is opt-in, and its module pulls in schema machinery.
+    from .._prediction._structured import resolve_response_format
+
     fmt = resolve_response_format(response_format)
     return msgspec.structs.replace(config, structured=fmt.structured), fmt
 
@@ -331,6 +327,8 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         Cancelling the awaiting task cancels the running prediction in LM Studio and every
         running tool.
         """
+        from .._tools import ActCallbacks, run_act, to_tools  # tool use is opt-in: load on use
+
         history = Chat.from_history(chat)
         history.require_user_message()
         prediction_config = PredictionConfig.from_value(config)

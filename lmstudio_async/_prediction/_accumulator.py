@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._protocol.packets import PredictSuccess
 from ..types.config import PredictionConfig
 from ..types.load_config import LLMLoadConfig
 from ..types.prediction import PredictionFragment, PredictionResult
-from ._structured import ResponseFormat
+
+if TYPE_CHECKING:
+    from ._structured import ResponseFormat
 
 __all__ = ["PredictionAccumulator"]
 

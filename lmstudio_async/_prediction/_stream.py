@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import anyio
 import msgspec
@@ -34,7 +34,9 @@ from .._protocol.packets import (
 from ..types.prediction import PredictionFragment, PredictionResult
 from ._accumulator import PredictionAccumulator
 from ._callbacks import PredictionCallbacks, invoke
-from ._structured import ResponseFormat
+
+if TYPE_CHECKING:
+    from ._structured import ResponseFormat
 
 __all__ = ["PredictionStream"]
 

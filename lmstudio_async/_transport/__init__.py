@@ -1,10 +1,10 @@
-"""A pipe of text frames: the aiohttp websocket, and an in-memory pair for tests.
+"""A pipe of text frames: ``websocket`` (aiohttp) and ``memory`` (an in-memory pair for tests).
 
-Nothing above this package sees aiohttp; its exceptions become :class:`TransportClosed`
-or :class:`~lmstudio_async.LMStudioConnectionError` here.
+Both are imported explicitly where needed, not here: aiohttp is slow to import and the memory
+pipe is for tests. Nothing above this package sees aiohttp; its exceptions become
+:class:`TransportClosed` or :class:`~lmstudio_async.LMStudioConnectionError` here.
 """
 
 from ._base import Transport, TransportClosed
-from ._memory import MemoryTransport, memory_transport_pair
 
-__all__ = ["MemoryTransport", "Transport", "TransportClosed", "memory_transport_pair"]
+__all__ = ["Transport", "TransportClosed"]

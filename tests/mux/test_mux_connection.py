@@ -19,7 +19,8 @@ from lmstudio_async import (
 )
 from lmstudio_async._mux import ChannelClosed, Connection, EndpointRejected
 from lmstudio_async._protocol.auth import Credentials
-from lmstudio_async._transport import MemoryTransport, Transport, memory_transport_pair
+from lmstudio_async._transport import Transport
+from lmstudio_async._transport.memory import MemoryTransport, memory_transport_pair
 
 pytestmark = pytest.mark.anyio
 

@@ -20,7 +20,8 @@ from lmstudio_async import LMStudioError
 from lmstudio_async._mux import Connection
 from lmstudio_async._prediction import PredictionCallbacks, PredictionStream
 from lmstudio_async._protocol.auth import Credentials
-from lmstudio_async._transport import MemoryTransport, Transport, memory_transport_pair
+from lmstudio_async._transport import Transport
+from lmstudio_async._transport.memory import MemoryTransport, memory_transport_pair
 
 CREDENTIALS = Credentials("guest:fuzz", "secret", from_token=False)
 WORDS = ["alpha ", "beta ", "gamma ", "delta"]
