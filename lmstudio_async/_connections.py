@@ -218,11 +218,9 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close every connection and wait until each has released its socket."""
         self._closed = True
-        reason = LMStudioClientClosedError(
-            "The LMStudioClient was closed while this operation was running."
-        )
+        reason = _ClosedByClient("The LMStudioClient was closed while this operation was running.")
         for connection in list(self._connections.values()):
-            connection.close(_as_connection_error(reason))
+            connection.close(reason)
         self._connections.clear()
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
             for finished in list(self._finished.values()):
@@ -231,7 +229,3 @@ class ConnectionPool:
 
 class _ClosedByClient(LMStudioConnectionError, LMStudioClientClosedError):
     """In-flight work at client shutdown: both a connection loss and a closed client."""
-
-
-def _as_connection_error(reason: LMStudioClientClosedError) -> LMStudioConnectionError:
-    return _ClosedByClient(str(reason))

@@ -9,7 +9,7 @@ from .._mux import Connection
 from ..types.kv import KVConfig, KVField, single_layer_stack
 from ..types.load_config import EmbeddingLoadConfig, LLMLoadConfig
 from ..types.models import EmbeddingModelInstanceInfo, LLMInstanceInfo
-from ._loading import ProgressCallback, check_max_concurrency, drive_load, map_bounded
+from ._loading import InfoT, ProgressCallback, check_max_concurrency, drive_load, map_bounded
 
 __all__ = [
     "ConnectionSource",
@@ -21,7 +21,6 @@ __all__ = [
     "query_specifier",
 ]
 
-InfoT = TypeVar("InfoT", LLMInstanceInfo, EmbeddingModelInstanceInfo)
 ResultT = TypeVar("ResultT")
 
 

@@ -158,7 +158,7 @@ class PredictionStream(Generic[T]):
         tb: TracebackType | None,
     ) -> None:
         if self._state in (_NOT_STARTED, _RUNNING):
-            self._abandon(
+            self._fail(
                 LMStudioCancelledError(
                     f"The {self._description} was cancelled when its `async with` block ended."
                 )
@@ -322,7 +322,7 @@ class PredictionStream(Generic[T]):
             error = LMStudioProtocolError(
                 f"LM Studio sent a {self._description} packet this client cannot read: {exc}"
             )
-            self._abandon(error)
+            self._fail(error)
             raise error from exc
         except BaseException as exc:
             self._abandon_on(exc)
@@ -376,7 +376,7 @@ class PredictionStream(Generic[T]):
     def _abandon_on(self, exc: BaseException) -> None:
         # Cancellation, a timeout around us, or a callback that raised: nobody will read the
         # rest, so stop the server and release the channel.
-        self._abandon(
+        self._fail(
             LMStudioCancelledError(
                 f"The {self._description} was abandoned: {type(exc).__name__} while it ran."
             )
@@ -462,9 +462,6 @@ class PredictionStream(Generic[T]):
         if self._channel is not None:
             self._channel.abandon()
         self._wake_waiters()
-
-    def _abandon(self, error: BaseException) -> None:
-        self._fail(error)
 
     def _wake_waiters(self) -> None:
         waiters, self._done_waiters = self._done_waiters or (), None

@@ -115,19 +115,7 @@ async def stream(pred: _Prediction, history: Mapping[str, Any] | None, prompt_to
 
     ctx, record = pred.ctx, pred.record
     started = time.monotonic()
-    for progress in (0, 1):
-        await ctx.send(
-            {
-                "type": "promptProcessingProgress",
-                "progress": progress,
-                "details": {
-                    "cachedTokenCount": 0,
-                    "totalPromptTokenCount": prompt_tokens,
-                    "processedPromptTokenCount": prompt_tokens * progress,
-                    "unprocessedPromptTokenCount": prompt_tokens * (1 - progress),
-                },
-            }
-        )
+    await pred.send_prompt_progress(prompt_tokens)
     limit = pred.config.get("llm.prediction.maxPredictedTokens")
     count = fragment_count(limit)
     fragment = _Fragment(" " + fragment_tag((history or {}).get("messages")))

@@ -242,11 +242,10 @@ class _Prediction:
             return await ctx.wait_cancel(None)
         return False
 
-    async def stream(self, plan: _Plan, script: ScriptedReply | None, prompt_tokens: int) -> None:
-        ctx, record = self.ctx, self.record
-        started = time.monotonic()
+    async def send_prompt_progress(self, prompt_tokens: int) -> None:
+        """Prompt processing at 0 and at 1, with details, as current LM Studio versions send."""
         for progress in (0, 1):
-            await ctx.send(
+            await self.ctx.send(
                 {
                     "type": "promptProcessingProgress",
                     "progress": progress,
@@ -258,6 +257,11 @@ class _Prediction:
                     },
                 }
             )
+
+    async def stream(self, plan: _Plan, script: ScriptedReply | None, prompt_tokens: int) -> None:
+        ctx, record = self.ctx, self.record
+        started = time.monotonic()
+        await self.send_prompt_progress(prompt_tokens)
         delay = self.faults.delay_before_first_fragment
         tps = None
         if script is not None:
