@@ -38,14 +38,23 @@ class ReconnectBackoff:
     failure: time the caller spent elsewhere counts, and after a success nothing waits at all.
     """
 
-    __slots__ = ("_base", "_cap", "_failures", "_not_before", "_random")
+    __slots__ = ("_base", "_cap", "_clock", "_failures", "_not_before", "_random")
 
-    def __init__(self, *, base: float = 0.1, cap: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        base: float = 0.1,
+        cap: float = 5.0,
+        clock: Callable[[], float] = anyio.current_time,
+        rng: random.Random | None = None,
+    ) -> None:
         self._base = base
         self._cap = cap
+        # The clock and random source are parameters so tests can check the schedule exactly.
+        self._clock = clock
         self._failures = 0
         self._not_before = 0.0
-        self._random = random.Random()
+        self._random = rng if rng is not None else random.Random()
 
     @property
     def failures(self) -> int:
@@ -55,12 +64,12 @@ class ReconnectBackoff:
         """Seconds the next attempt has to wait from now (0 after a success)."""
         if self._failures == 0:
             return 0.0
-        return max(0.0, self._not_before - anyio.current_time())
+        return max(0.0, self._not_before - self._clock())
 
     def failed(self) -> None:
         self._failures += 1
         step = min(self._cap, self._base * 2 ** min(self._failures - 1, 32))
-        self._not_before = anyio.current_time() + step * self._random.uniform(0.5, 1.0)
+        self._not_before = self._clock() + step * self._random.uniform(0.5, 1.0)
 
     def succeeded(self) -> None:
         self._failures = 0

@@ -78,23 +78,22 @@ async def test_thousands_of_concurrent_predictions(simulator_process: str) -> No
     rss_before = _rss_kib()
     started = time.monotonic()
     slow_index = 0
-    finished_at: dict[int, float] = {}
-    slow_resumed_at = 0.0
+    finished: set[int] = set()
     async with lms.LMStudioClient(simulator_process) as client:
         model = await client.llm.model(MODEL)
 
         async def run(index: int) -> None:
-            nonlocal slow_resumed_at
             parts: list[str] = []
             async for fragment in model.respond(_prompt(index)):
                 parts.append(fragment.content)
                 if index == slow_index and len(parts) == 1:
-                    # A slow consumer: its packets pile up in its own buffer only.
+                    # A slow consumer in the crowd: its packets pile up in its own buffer
+                    # while the others stream (that it delays nobody is asserted exactly by
+                    # test_slow_consumer_does_not_delay_the_others).
                     await anyio.sleep(1.0)
-                    slow_resumed_at = time.monotonic()
             assert len(parts) == FRAGMENTS, (index, len(parts))
             assert "".join(parts) == _expected(index)
-            finished_at[index] = time.monotonic()
+            finished.add(index)
 
         with anyio.fail_after(110):
             async with anyio.create_task_group() as tg:
@@ -102,13 +101,7 @@ async def test_thousands_of_concurrent_predictions(simulator_process: str) -> No
                     tg.start_soon(run, index)
         assert client._open_channel_count() == 0
     elapsed = time.monotonic() - started
-    assert len(finished_at) == PREDICTIONS
-    others = [t for i, t in finished_at.items() if i != slow_index]
-    # Most others were done while the slow consumer was still asleep (if the run is long
-    # enough for that to be observable); none waited for it.
-    if others and slow_resumed_at:
-        early = sum(1 for t in others if t < slow_resumed_at)
-        assert early >= min(len(others), 1) or elapsed > 1.0
+    assert finished == set(range(PREDICTIONS))
     rss_after = _rss_kib()
     print(
         f"\n{PREDICTIONS} predictions x {FRAGMENTS} fragments in {elapsed:.1f} s "
