@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 import anyio
-import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev group
+import jsonschema
 
 from lmstudio_async.testing import Simulator
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, cast
 
-import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev group
+import jsonschema
 import lmstudio
 import pytest
 from sim_flows import BOOK_SCHEMA, EMBEDDER, LLM, add
