@@ -212,7 +212,8 @@ async def test_auth_rejection_and_timeout(
         url="ws://memory/llm",
         credentials=CREDENTIALS,
         transport_factory=factory,
-        auth_timeout=0.05,
+        # Long enough that a rejection on a loaded machine is never mistaken for a timeout.
+        auth_timeout=0.05 if reply is None else 10.0,
     )
     async with anyio.create_task_group() as tg:
         if reply is not None:

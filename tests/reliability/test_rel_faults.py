@@ -73,7 +73,8 @@ async def test_drop_during_auth(sim: Simulator) -> None:
 
 async def test_stalled_auth_times_out(sim: Simulator) -> None:
     sim.faults = Faults(stall_auth=True)
-    timeouts = lms.Timeouts(auth=0.2)
+    # Long enough for the healthy reconnect afterwards to authenticate on a loaded machine.
+    timeouts = lms.Timeouts(auth=1.0)
     async with lms.LMStudioClient(sim.base_url, timeouts=timeouts) as client:
         with anyio.fail_after(5), pytest.raises(lms.LMStudioTimeoutError, match="auth"):
             await client.system.version()
@@ -265,7 +266,7 @@ async def test_per_call_timeout_on_respond_and_complete(sim: Simulator) -> None:
 async def test_rpc_timeouts(sim: Simulator) -> None:
     timeouts = lms.Timeouts(rpc=0.2)
     async with lms.LMStudioClient(sim.base_url, timeouts=timeouts) as client:
-        await client.system.version()
+        await client.system.version(timeout=5)  # connect and authenticate without a deadline race
         sim.faults = Faults(stall_rpcs=True)
         with anyio.fail_after(5), pytest.raises(lms.LMStudioTimeoutError, match=r"Timeouts\.rpc"):
             await client.system.version()
