@@ -78,7 +78,10 @@ async def test_thousands_of_concurrent_predictions(simulator_process: str) -> No
     rss_before = _rss_kib()
     started = time.monotonic()
     slow_index = 0
-    finished: set[int] = set()
+    finished: list[int] = []
+    others_done = anyio.Event()
+    if PREDICTIONS == 1:
+        others_done.set()
     async with lms.LMStudioClient(simulator_process) as client:
         model = await client.llm.model(MODEL)
 
@@ -87,13 +90,15 @@ async def test_thousands_of_concurrent_predictions(simulator_process: str) -> No
             async for fragment in model.respond(_prompt(index)):
                 parts.append(fragment.content)
                 if index == slow_index and len(parts) == 1:
-                    # A slow consumer in the crowd: its packets pile up in its own buffer
-                    # while the others stream (that it delays nobody is asserted exactly by
-                    # test_slow_consumer_does_not_delay_the_others).
-                    await anyio.sleep(1.0)
+                    # A consumer that stops reading until every other prediction is complete:
+                    # its packets pile up in its own buffer only. A receive loop that waited
+                    # for it would never let the others finish (fail_after below).
+                    await others_done.wait()
             assert len(parts) == FRAGMENTS, (index, len(parts))
             assert "".join(parts) == _expected(index)
-            finished.add(index)
+            finished.append(index)
+            if len(finished) == PREDICTIONS - 1 and index != slow_index:
+                others_done.set()
 
         with anyio.fail_after(110):
             async with anyio.create_task_group() as tg:
@@ -101,7 +106,8 @@ async def test_thousands_of_concurrent_predictions(simulator_process: str) -> No
                     tg.start_soon(run, index)
         assert client._open_channel_count() == 0
     elapsed = time.monotonic() - started
-    assert finished == set(range(PREDICTIONS))
+    assert sorted(finished) == list(range(PREDICTIONS))
+    assert finished[-1] == slow_index, "the slow consumer finished last, delaying nobody"
     rss_after = _rss_kib()
     print(
         f"\n{PREDICTIONS} predictions x {FRAGMENTS} fragments in {elapsed:.1f} s "
