@@ -179,7 +179,7 @@ class LMStudioClient:
 
     # -- the ConnectionSource the namespaces use ----------------------------------------------
 
-    async def connection(self, namespace: str) -> Connection:
+    async def _connection(self, namespace: str) -> Connection:
         """The live connection of a namespace (internal; used by the namespace objects)."""
         if self._state is not _State.OPEN:
             if self._state is _State.UNOPENED:

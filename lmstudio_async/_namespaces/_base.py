@@ -27,7 +27,7 @@ ResultT = TypeVar("ResultT")
 class ConnectionSource(Protocol):
     """Whatever hands out the authenticated connection of a namespace (the client)."""
 
-    async def connection(self, namespace: str) -> Connection: ...
+    async def _connection(self, namespace: str) -> Connection: ...
 
 
 def query_specifier(identifier: str | None) -> dict[str, Any]:
@@ -124,7 +124,7 @@ class ModelHandle(Generic[InfoT]):
         return self._info
 
     async def _call(self, endpoint: str, parameter: dict[str, Any]) -> msgspec.Raw:
-        connection = await self._source.connection(self._namespace_name)
+        connection = await self._source._connection(self._namespace_name)
         return await connection.call(endpoint, parameter)
 
     async def get_info(self) -> InfoT:
@@ -212,7 +212,7 @@ class ModelNamespace(Generic[InfoT]):
         return f"<{type(self).__name__}>"
 
     async def _connection(self) -> Connection:
-        return await self._source.connection(self._name)
+        return await self._source._connection(self._name)
 
     async def _list_loaded_infos(self) -> list[InfoT]:
         connection = await self._connection()

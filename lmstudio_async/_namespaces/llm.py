@@ -366,7 +366,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         )
 
     async def _open(self, endpoint: str, parameter: dict[str, Any]) -> Channel:
-        connection = await self._source.connection("llm")
+        connection = await self._source._connection("llm")
         return await connection.open_prediction_channel(endpoint, parameter)
 
     # -- model management (LLM-only part; the shared methods live on ModelHandle) -------------

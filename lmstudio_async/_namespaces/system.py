@@ -31,13 +31,13 @@ class SystemNamespace:
         ``timeout`` (seconds) bounds the call, replacing ``Timeouts.rpc``.
         """
         async with operation_timeout(timeout, "client.system.list_downloaded_models()"):
-            connection = await self._source.connection("system")
+            connection = await self._source._connection("system")
             raw = await connection.call("listDownloadedModels")
         return decode_result(raw, list[ModelInfo], "listDownloadedModels")
 
     async def version(self, *, timeout: float | None = None) -> LMStudioVersion:
         """The LM Studio app version (``timeout`` in seconds replaces ``Timeouts.rpc``)."""
         async with operation_timeout(timeout, "client.system.version()"):
-            connection = await self._source.connection("system")
+            connection = await self._source._connection("system")
             raw = await connection.call("version")
         return decode_result(raw, LMStudioVersion, "version")

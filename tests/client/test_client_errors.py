@@ -24,7 +24,7 @@ async def test_unknown_model_key(simulator: Simulator, client: lms.LMStudioClien
 async def test_model_unloaded_under_a_handle(
     simulator: Simulator, client: lms.LMStudioClient, model: lms.LLM
 ) -> None:
-    connection = await client.connection("llm")
+    connection = await client._connection("llm")
     await connection.call("unloadModel", {"identifier": MODEL})
     with pytest.raises(lms.LMStudioModelNotFoundError):
         await model.respond("anyone there?")
