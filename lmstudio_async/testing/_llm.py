@@ -159,7 +159,10 @@ def _plan(
         else:
             content = _models.default_reply(req.history or {})
         reasoning = None
-        if instance.spec.reasoning and completion_prompt is None and not is_json:
+        # LM Studio hands enableThinking to the chat template; a thinking model told not to
+        # think answers without a reasoning segment.
+        thinking = config.get("llm.prediction.reasoning.enableThinking", True) is not False
+        if instance.spec.reasoning and thinking and completion_prompt is None and not is_json:
             reasoning = _models.default_reasoning(req.history or {})
         contents = None
     body = [_Fragment(c) for c in (contents or _models.split_words(content))]
@@ -177,12 +180,17 @@ def _plan(
         parsing = config.get("llm.prediction.reasoning.parsing") or {}
         start = parsing.get("startString") or "<think>"
         end = parsing.get("endString") or "</think>"
-        plan.fragments = [
-            _Fragment(start, "reasoningStartTag", True),
-            *(_Fragment(w, "reasoning") for w in _models.split_words(reasoning)),
-            _Fragment(end, "reasoningEndTag", True),
-            *plan.fragments,
-        ]
+        if parsing.get("enabled", True) is False:
+            # Parsing switched off: the model's tags and thoughts are ordinary content.
+            thoughts = [_Fragment(w) for w in _models.split_words(reasoning)]
+            plan.fragments = [_Fragment(start), *thoughts, _Fragment(end), *plan.fragments]
+        else:
+            plan.fragments = [
+                _Fragment(start, "reasoningStartTag", True),
+                *(_Fragment(w, "reasoning") for w in _models.split_words(reasoning)),
+                _Fragment(end, "reasoningEndTag", True),
+                *plan.fragments,
+            ]
 
     limit = config.get("llm.prediction.maxPredictedTokens")
     if (

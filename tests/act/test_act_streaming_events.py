@@ -46,6 +46,34 @@ async def test_reasoning_model_and_thinking_options(simulator: Simulator) -> Non
     assert fields["llm.prediction.reasoning.budgetTokens"] == {"checked": True, "value": 256}
 
 
+async def test_thinking_switched_off_gives_an_answer_without_reasoning(
+    simulator: Simulator,
+) -> None:
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(THINKING)
+        result = await model.respond("Hello", config={"enable_thinking": False})
+    assert result.content == result.non_reasoning_content == "You said: Hello"
+    assert result.reasoning_content == ""
+
+
+async def test_reasoning_parsing_off_leaves_the_thoughts_in_the_content(
+    simulator: Simulator,
+) -> None:
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(THINKING)
+        prediction = model.respond(
+            "Hello",
+            config={"reasoning_parsing": {"enabled": False}},
+        )
+        kinds = {(f.reasoning_type, f.is_structural) async for f in prediction}
+        result = await prediction
+    assert kinds == {("none", False)}
+    assert result.reasoning_content == ""
+    assert result.content == result.non_reasoning_content
+    assert result.content.startswith("<think>The user wants a reply.")
+    assert result.content.endswith("</think>You said: Hello")
+
+
 class Verdict(msgspec.Struct):
     ok: bool
 

@@ -59,6 +59,42 @@ async def test_reasoning_is_wrapped_in_structural_tags(simulator: Simulator) -> 
 
 
 @pytest.mark.anyio
+async def test_reasoning_parsing_disabled_streams_tags_as_plain_content(
+    simulator: Simulator,
+) -> None:
+    simulator.script(LLM, ScriptedReply(reasoning="hmm", content="Yes."))
+    parsing = {"enabled": False, "startString": "<t>", "endString": "</t>"}
+    packets, _ = await _predict(
+        simulator, fields=[{"key": "llm.prediction.reasoning.parsing", "value": parsing}]
+    )
+    shape = [(f["content"], f["reasoningType"], f["isStructural"]) for f in _fragments(packets)]
+    assert shape == [
+        ("<t>", "none", False),
+        ("hmm", "none", False),
+        ("</t>", "none", False),
+        ("Yes.", "none", False),
+    ]
+
+
+@pytest.mark.anyio
+async def test_enable_thinking_false_drops_the_default_reasoning_segment() -> None:
+    field = {"key": "llm.prediction.reasoning.enableThinking", "value": False}
+    async with (
+        Simulator(loaded=["qwen3-4b-thinking"]) as simulator,
+        raw_client(simulator) as client,
+    ):
+        thinking = predict_parameter("hi", model="qwen3-4b-thinking")
+        channel = await client.create_channel("predict", thinking)
+        with_thoughts, _ = await client.channel_packets(channel)
+        quiet = predict_parameter("hi", model="qwen3-4b-thinking", fields=[field])
+        channel = await client.create_channel("predict", quiet)
+        without, _ = await client.channel_packets(channel)
+    assert any(f["reasoningType"] == "reasoning" for f in _fragments(with_thoughts))
+    assert [f["reasoningType"] for f in _fragments(without)] == ["none"] * len(_fragments(without))
+    assert "".join(f["content"] for f in _fragments(without)) == "You said: hi"
+
+
+@pytest.mark.anyio
 async def test_tool_calls_follow_content(simulator: Simulator) -> None:
     simulator.script(
         LLM,
