@@ -58,7 +58,7 @@ async def connected(
         url="ws://memory/llm",
         credentials=CREDENTIALS,
         transport_factory=factory,
-        auth_timeout=0.5,
+        auth_timeout=10.0,
     )
     try:
         async with anyio.create_task_group() as tg:

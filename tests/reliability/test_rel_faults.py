@@ -34,11 +34,14 @@ async def _assert_clean(sim: Simulator, client: lms.LMStudioClient) -> None:
     await sim.wait_for(lambda: client._open_channel_count() == 0)
 
 
-async def _next_call_works(client: lms.LMStudioClient) -> None:
+async def _next_call_works(
+    client: lms.LMStudioClient, per_call_timeout: float | None = None
+) -> None:
+    """``per_call_timeout`` replaces a short ``Timeouts.rpc`` the test set for its fault."""
     with anyio.fail_after(10):
-        model = await client.llm.model(MODEL)
-        assert (await model.respond(PROMPT)).content == REPLY
-        assert (await client.system.version()).version
+        model = await client.llm.model(MODEL, timeout=per_call_timeout)
+        assert (await model.respond(PROMPT, timeout=per_call_timeout)).content == REPLY
+        assert (await client.system.version(timeout=per_call_timeout)).version
 
 
 def _free_port() -> int:
@@ -215,7 +218,9 @@ async def _assert_server_cancelled(sim: Simulator, client: lms.LMStudioClient) -
 
 async def test_stall_between_fragments_times_out_and_cancels(sim: Simulator) -> None:
     sim.script(MODEL, ScriptedReply(content=PROMPT, faults=Faults(stall_after_fragments=2)))
-    timeouts = lms.Timeouts(between_fragments=0.2)
+    # The stall never ends, so the deadline always fires; 1 s keeps the healthy calls of
+    # _next_call_works (under the same deadline) clear of a loaded machine's hiccups.
+    timeouts = lms.Timeouts(between_fragments=1.0)
     async with lms.LMStudioClient(sim.base_url, timeouts=timeouts) as client:
         model = await client.llm.model(MODEL)
         prediction = model.respond("go")
@@ -237,7 +242,9 @@ async def _raised(prediction: lms.PredictionStream[str]) -> BaseException:
 
 async def test_first_fragment_deadline(sim: Simulator) -> None:
     sim.script(MODEL, ScriptedReply(content=PROMPT, faults=Faults(stall_after_fragments=0)))
-    timeouts = lms.Timeouts(first_fragment=0.2)
+    # The stall never ends, so the deadline always fires; 1 s keeps the healthy calls of
+    # _next_call_works (under the same deadline) clear of a loaded machine's hiccups.
+    timeouts = lms.Timeouts(first_fragment=1.0)
     async with lms.LMStudioClient(sim.base_url, timeouts=timeouts) as client:
         model = await client.llm.model(MODEL)
         with anyio.fail_after(5), pytest.raises(lms.LMStudioTimeoutError, match="first_fragment"):
@@ -280,14 +287,29 @@ async def test_rpc_timeouts(sim: Simulator) -> None:
         embedder = await client.embedding.model(timeout=5)
         assert len(await embedder.embed("x", timeout=5)) == 768
         sim.faults = Faults()
-        await _next_call_works(client)
+        await _next_call_works(client, per_call_timeout=10)
 
 
 async def test_model_load_timeout_cancels_the_load() -> None:
-    async with Simulator(load_duration=5.0) as sim, lms.LMStudioClient(sim.base_url) as client:
+    async with (
+        Simulator(load_duration=30.0, record_frames=True) as sim,
+        lms.LMStudioClient(sim.base_url) as client,
+    ):
+        await client.llm.list_loaded()  # connected: the 0.2 s below are the load's alone
         with anyio.fail_after(5), pytest.raises(lms.LMStudioTimeoutError, match="model"):
             await client.llm.model("google/gemma-3-4b", timeout=0.2)
         await _assert_clean(sim, client)
+        [create] = [
+            f
+            for f in sim.frames_received("llm")
+            if f.get("type") == "channelCreate" and f.get("endpoint") == "getOrLoad"
+        ]
+        sent = [
+            f["message"]
+            for f in sim.frames_received("llm")
+            if f.get("type") == "channelSend" and f.get("channelId") == create["channelId"]
+        ]
+        assert sent == [{"type": "cancel"}]
         assert "google/gemma-3-4b" not in sim.loaded_identifiers()
 
 
