@@ -88,7 +88,10 @@ async def test_reply_with_wrong_types_fails_validation(simulator: Simulator) -> 
     simulator.script(MODEL, ScriptedReply(content=json.dumps(bad)))
     async with lms.LMStudioClient(simulator.base_url) as client:
         model = await client.llm.model(MODEL)
-        with pytest.raises(lms.LMStudioStructuredOutputError, match=r"age"):
+        with pytest.raises(
+            lms.LMStudioStructuredOutputError,
+            match=r"not a valid Person: Expected `int`, got `str` - at `\$\.age`",
+        ):
             await model.respond("Who?", response_format=Person)
 
 

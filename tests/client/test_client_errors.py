@@ -15,7 +15,9 @@ MODEL = "qwen2.5-7b-instruct"
 async def test_unknown_model_key(simulator: Simulator, client: lms.LMStudioClient) -> None:
     with pytest.raises(lms.LMStudioModelNotFoundError) as caught:
         await client.llm.model("no-such-model")
-    assert "no-such-model" in str(caught.value) or caught.value.code is not None
+    assert 'Cannot find a model with path "no-such-model"' in str(caught.value)
+    assert "Available: qwen2.5-7b-instruct" in str(caught.value)
+    assert caught.value.code == "generic.pathNotFound"
     assert isinstance(caught.value, lms.LMStudioServerError)
     await simulator.wait_for(lambda: client._open_channel_count() == 0)
     assert simulator.open_channel_count() == 0

@@ -1,9 +1,9 @@
 """Cancellation at every await point of the public API leaves consistent state behind.
 
 Each operation runs under a cancel scope that a sibling task cancels after ``k`` event-loop
-checkpoints, for every ``k`` up to past the operation's own length (the httpcore
-``test_cancellations.py`` idea). After each: nothing open on either side, a prediction that
-reached the server was cancelled there, and the next call works.
+checkpoints, for every ``k`` from 0 until the operation completes before the cancel arrives
+(the httpcore ``test_cancellations.py`` idea). After each: nothing open on either side, a
+prediction that reached the server was cancelled there, and the next call works.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from lmstudio_async.testing import ScriptedReply, Simulator
 pytestmark = pytest.mark.anyio
 
 MODEL = "qwen2.5-7b-instruct"
-CHECKPOINTS = 40
+# Far more event-loop steps than any operation below needs; reaching it means one never finished.
+MAX_CHECKPOINTS = 5000
 
 
 async def _cancel_after(k: int, operation: Callable[[], Awaitable[Any]]) -> bool:
@@ -66,19 +67,21 @@ async def test_cancel_at_every_checkpoint(operation: str) -> None:
     async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
         llm = await client.llm.model(MODEL)
         embedder = await client.embedding.model()
-        slow = ScriptedReply(content="a b c d e f g h", tokens_per_second=400)
+        # Unpaced, so every step of the stream (open, progress, fragments, success) is some
+        # checkpoint count away and the sweep reaches completion.
+        reply = ScriptedReply(content="a b c d e f g h")
 
         async def respond() -> None:
-            sim.script(MODEL, slow)
+            sim.script(MODEL, reply)
             await llm.respond("go")
 
         async def respond_iterate() -> None:
-            sim.script(MODEL, slow)
+            sim.script(MODEL, reply)
             async for _ in llm.respond("go"):
                 pass
 
         async def complete() -> None:
-            sim.script(MODEL, slow)
+            sim.script(MODEL, reply)
             await llm.complete("go")
 
         async def model() -> None:
@@ -94,11 +97,15 @@ async def test_cancel_at_every_checkpoint(operation: str) -> None:
             await client.system.version()
 
         body = locals()[operation]
-        completed = 0
-        for k in range(CHECKPOINTS):
+        completed_at = None
+        for k in range(MAX_CHECKPOINTS):
             seen = len(sim.predictions)
             with anyio.fail_after(10):
-                completed += await _cancel_after(k, body)
+                finished = await _cancel_after(k, body)
                 await _check_consistent(sim, client, seen)
-        # The sweep covered both early cancellation and (for the quick operations) completion.
-        assert completed < CHECKPOINTS
+            if finished:
+                completed_at = k
+                break
+        # The sweep covered every await point: cancelled at the very first, completed at last.
+        assert completed_at is not None, f"{operation} never completed"
+        assert completed_at > 0
