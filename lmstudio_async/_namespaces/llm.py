@@ -336,6 +336,14 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             raise LMStudioUsageError(
                 "act() sends the tools itself; remove raw_tools from the config, or use respond()."
             )
+        structured = prediction_config.structured
+        if structured is not None and structured.type != "none":
+            # A grammar constrains every token, so the model could never emit a tool call.
+            raise LMStudioUsageError(
+                "act() cannot constrain its output with config['structured']: the grammar "
+                "would keep the model from calling tools. Run act() first, then "
+                "`await model.respond(result.chat, response_format=...)` for a typed answer."
+            )
         _check_preset(preset)
         tool_list = to_tools(tools)
         base_fields = prediction_config.to_kv_fields()

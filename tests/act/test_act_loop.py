@@ -336,4 +336,12 @@ async def test_bad_act_arguments(simulator: Simulator) -> None:
             await model.act("Hi", [add, lms.Tool.from_function(add)])
         with pytest.raises(lms.LMStudioUsageError, match="raw_tools"):
             await model.act("Hi", [add], config={"raw_tools": {"type": "none"}})
-    assert simulator.predictions == []
+        schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+        with pytest.raises(lms.LMStudioUsageError, match=r"act\(\) cannot constrain.*respond"):
+            await model.act(
+                "Hi", [add], config={"structured": {"type": "json", "json_schema": schema}}
+            )
+        # Explicitly unconstrained output is what act() sends anyway.
+        result = await model.act("Hi", [add], config={"structured": {"type": "none"}})
+        assert result.content == "You said: Hi"
+    assert len(simulator.predictions) == 1
