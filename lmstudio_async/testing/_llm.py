@@ -180,17 +180,17 @@ def _plan(
         parsing = config.get("llm.prediction.reasoning.parsing") or {}
         start = parsing.get("startString") or "<think>"
         end = parsing.get("endString") or "</think>"
-        if parsing.get("enabled", True) is False:
-            # Parsing switched off: the model's tags and thoughts are ordinary content.
-            thoughts = [_Fragment(w) for w in _models.split_words(reasoning)]
-            plan.fragments = [_Fragment(start), *thoughts, _Fragment(end), *plan.fragments]
-        else:
-            plan.fragments = [
-                _Fragment(start, "reasoningStartTag", True),
-                *(_Fragment(w, "reasoning") for w in _models.split_words(reasoning)),
-                _Fragment(end, "reasoningEndTag", True),
-                *plan.fragments,
-            ]
+        # With parsing switched off, the model's tags and thoughts are ordinary content.
+        parsed = parsing.get("enabled", True) is not False
+        opening, inside, closing = (
+            ("reasoningStartTag", "reasoning", "reasoningEndTag") if parsed else ("none",) * 3
+        )
+        plan.fragments = [
+            _Fragment(start, opening, parsed),
+            *(_Fragment(w, inside) for w in _models.split_words(reasoning)),
+            _Fragment(end, closing, parsed),
+            *plan.fragments,
+        ]
 
     limit = config.get("llm.prediction.maxPredictedTokens")
     if (
