@@ -90,11 +90,14 @@ class LMStudioServerError(LMStudioError):
     @property
     def code(self) -> str | None:
         """The machine-readable ``displayData.code`` (e.g. ``generic.noModelMatchingQuery``)."""
-        display = self.payload.get("displayData")
-        if isinstance(display, Mapping):
-            code = display.get("code")
-            return code if isinstance(code, str) else None
-        return None
+        return _display_code(self.payload)
+
+
+def _display_code(payload: Mapping[str, Any]) -> str | None:
+    display = payload.get("displayData")
+    code = display.get("code") if isinstance(display, Mapping) else None
+    # Anything but a string (a broken or hostile server) means "no code", never a crash.
+    return code if isinstance(code, str) else None
 
 
 class LMStudioModelNotFoundError(LMStudioServerError):
@@ -191,8 +194,7 @@ def server_error_from_payload(
     if not isinstance(payload, Mapping):
         payload = {"title": str(payload)}
     message = _format_server_error(payload)
-    display = payload.get("displayData")
-    code = display.get("code") if isinstance(display, Mapping) else None
+    code = _display_code(payload)
     if code in _MODEL_NOT_FOUND_CODES:
         return LMStudioModelNotFoundError(message, payload=payload)
     if code == "generic.presetNotFound":

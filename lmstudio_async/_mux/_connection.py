@@ -164,6 +164,18 @@ class Connection:
                             f"Lost the connection to LM Studio ({self.url}): {exc.reason}. "
                             "Operations in flight on it failed; the next call reconnects."
                         )
+                    except Exception as exc:
+                        # A message this client failed to handle is a bug, but it must not
+                        # escape into the client's task group (that would cancel the user's
+                        # own code): it ends this socket like a drop, and the next call
+                        # reconnects.
+                        logger.exception("Failed to handle a message from LM Studio")
+                        failure = LMStudioConnectionError(
+                            f"Could not handle a message from LM Studio ({self.url}): {exc!r}. "
+                            "Operations in flight on this connection failed; the next call "
+                            "reconnects. Please report this as a bug of lmstudio_async."
+                        )
+                        failure.__cause__ = exc
                     tg.cancel_scope.cancel()
         finally:
             self._fail_everything(failure)
@@ -370,22 +382,26 @@ class Connection:
             self._dispatch(envelope)
 
     def _dispatch(self, envelope: Any) -> None:
+        # Errors are built before the call or channel is unregistered: should building one
+        # fail, the operation is still registered and fails with the connection (never hangs).
         if type(envelope) is RpcResultIn:
             call = self._calls.pop(envelope.call_id, None)
             if call is not None and not call.future.done():
                 call.future.set_result(envelope.result)
         elif type(envelope) is RpcErrorIn:
-            call = self._calls.pop(envelope.call_id, None)
-            if call is not None and not call.future.done():
-                call.future.set_exception(server_error_from_payload(envelope.error))
+            if envelope.call_id in self._calls:
+                error = server_error_from_payload(envelope.error)
+                call = self._calls.pop(envelope.call_id)
+                if not call.future.done():
+                    call.future.set_exception(error)
         elif type(envelope) is ChannelCloseIn:
             channel = self._channels.pop(envelope.channel_id, None)
             if channel is not None:
                 channel._finish(None)
         elif type(envelope) is ChannelErrorIn:
-            channel = self._channels.pop(envelope.channel_id, None)
-            if channel is not None:
-                channel._finish(server_error_from_payload(envelope.error))
+            if envelope.channel_id in self._channels:
+                error = server_error_from_payload(envelope.error)
+                self._channels.pop(envelope.channel_id)._finish(error)
         elif type(envelope) is CommunicationWarningIn:
             self._on_warning(envelope)
         # channelAck, keepAliveAck and signal messages carry nothing a client of the public

@@ -177,6 +177,55 @@ async def test_channel_error_mid_stream(sim: Simulator) -> None:
 
 
 @pytest.mark.parametrize(
+    "display_data",
+    [{"code": ["not", "a", "string"]}, {"code": {"nested": 1}}, ["not", "a", "mapping"], 7],
+)
+async def test_malformed_error_payload_fails_only_that_prediction(
+    sim: Simulator, display_data: object
+) -> None:
+    error = {"title": "Something broke", "displayData": display_data}
+    sim.script(MODEL, ScriptedReply(error=error))
+    async with lms.LMStudioClient(sim.base_url) as client:
+        model = await client.llm.model(MODEL)
+        with anyio.fail_after(5), pytest.raises(lms.LMStudioServerError) as caught:
+            await model.respond("go")
+        assert type(caught.value) is lms.LMStudioServerError
+        assert caught.value.code is None
+        assert "Something broke" in str(caught.value)
+        await _assert_clean(sim, client)
+        await _next_call_works(client)
+
+
+async def test_a_frame_the_client_fails_to_handle_ends_only_that_socket(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected bug while handling a message fails what was in flight on that socket, as
+    a drop would; it never escapes into the client's task group (which would cancel the code
+    inside ``async with client``)."""
+    from lmstudio_async._mux import _connection
+
+    def broken(payload: object, **_: object) -> lms.LMStudioServerError:
+        raise RuntimeError("bug while building the error")
+
+    sim.script(MODEL, ScriptedReply(error={"title": "x"}))
+    async with lms.LMStudioClient(sim.base_url) as client:
+        model = await client.llm.model(MODEL)
+        with monkeypatch.context() as patch:
+            patch.setattr(_connection, "server_error_from_payload", broken)
+            with anyio.fail_after(5), pytest.raises(lms.LMStudioConnectionError) as caught:
+                await model.respond("go")
+            await _assert_clean(sim, client)
+            # The same for an RPC whose error the client fails to handle.
+            with anyio.fail_after(5), pytest.raises(lms.LMStudioConnectionError):
+                await client.llm.unload("nothing-loaded-under-this-name")
+        assert "report this as a bug" in str(caught.value)
+        assert isinstance(caught.value.__cause__, RuntimeError)
+        await _assert_clean(sim, client)
+        assert client._pool.pending_call_count() == 0
+        await _next_call_works(client)
+
+
+@pytest.mark.parametrize(
     "faults",
     [
         Faults(malformed_json_after_fragments=2),
