@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 from typing import Any, Final
@@ -48,7 +49,7 @@ class WebSocketTransport:
                 max_msg_size=_MAX_FRAME_BYTES,
                 **_RAW_TEXT,
             )
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise LMStudioConnectionError(
                 f"Could not open a websocket to {url}: {exc}. Is LM Studio running with its "
                 "server enabled on that host and port?"
@@ -89,6 +90,8 @@ async def probe_greeting(session: aiohttp.ClientSession, http_base: str, timeout
             if response.status != 200:
                 return False
             body = await response.json(content_type=None)
-    except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+    # aiohttp's timeouts raise asyncio.TimeoutError: the builtin (an OSError) since Python
+    # 3.11, a class of its own on 3.10.
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
         return False
     return isinstance(body, dict) and body.get("lmstudio") is True

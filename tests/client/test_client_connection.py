@@ -81,6 +81,24 @@ async def test_discovery_failure_names_every_host_tried(monkeypatch: pytest.Monk
     assert isinstance(caught.value, ConnectionError)
 
 
+async def test_discovery_skips_a_port_that_accepts_but_never_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another program (or a hung one) on a well-known port is not LM Studio (the probe's
+    timeout must be caught on every Python: on 3.10 aiohttp's is not an OSError)."""
+    monkeypatch.delenv("LMSTUDIO_BASE_URL", raising=False)
+    with socket.socket() as silent:
+        try:
+            silent.bind(("127.0.0.1", 39414))
+        except OSError:
+            pytest.skip("well-known port 39414 is busy on this machine")
+        silent.listen(8)
+        async with lms.LMStudioClient(probe_timeout=0.2) as client:
+            with anyio.fail_after(5), pytest.raises(lms.LMStudioNotFoundError) as caught:
+                await client.system.version()
+    assert "127.0.0.1:39414" in str(caught.value)
+
+
 async def test_discovery_finds_a_server_on_a_well_known_port(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
