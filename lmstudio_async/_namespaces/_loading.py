@@ -188,11 +188,14 @@ async def map_bounded(
                     async with report_lock:
                         done += 1
                         await invoke(on_done, done, total)
-        except Exception as exc:
+        except cancelled:
+            raise
+        except BaseException as exc:  # KeyboardInterrupt and the user's own control flow too
             if not failure:
                 failure.append(exc)
             cancel_scope.cancel()
 
+    cancelled = anyio.get_cancelled_exc_class()
     async with anyio.create_task_group() as task_group:
         for _ in range(min(max_concurrency, total)):
             task_group.start_soon(worker, task_group.cancel_scope)

@@ -353,6 +353,8 @@ class _ToolRunner:
 
         returned: dict[int, tuple[Any, Exception | None]] = {}
         limiter = anyio.CapacityLimiter(self._max_parallel)
+        cancelled = anyio.get_cancelled_exc_class()
+        fatal: list[BaseException] = []
 
         async def call(i: int, tool: Tool, arguments: dict[str, Any]) -> None:
             async with limiter:
@@ -360,10 +362,19 @@ class _ToolRunner:
                     returned[i] = (await tool.call(arguments), None)
                 except Exception as exc:  # the tool's failure is reported to the model
                     returned[i] = (None, exc)
+                except cancelled:
+                    raise
+                except BaseException as exc:  # KeyboardInterrupt, SystemExit, the user's own
+                    # control flow: stops the whole act() and reaches the caller unwrapped.
+                    if not fatal:
+                        fatal.append(exc)
+                    group.cancel_scope.cancel()
 
         async with anyio.create_task_group() as group:
             for i, tool, arguments in runnable:
                 group.start_soon(call, i, tool, arguments)
+        if fatal:
+            raise fatal[0]
 
         for i, _tool, _arguments in runnable:
             request = requests[i]

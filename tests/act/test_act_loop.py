@@ -221,6 +221,47 @@ async def test_tool_raising_is_reported_to_the_model(simulator: Simulator) -> No
     assert result.content == "Cannot divide by zero."
 
 
+class StopAgent(BaseException):
+    """A caller's own control flow (like KeyboardInterrupt): not a tool failure."""
+
+
+async def test_a_base_exception_in_a_tool_stops_act_and_comes_out_unwrapped(
+    simulator: Simulator,
+) -> None:
+    simulator.script(
+        MODEL,
+        ScriptedReply(
+            tool_calls=[
+                ScriptedToolCall(name="slow", arguments={}),
+                ScriptedToolCall(name="stop", arguments={"reason": "done"}),
+            ]
+        ),
+    )
+    slow_cancelled = anyio.Event()
+
+    async def slow() -> str:
+        """Takes a while."""
+        try:
+            await anyio.sleep(30)
+        finally:
+            slow_cancelled.set()
+        return "never"
+
+    async def stop(reason: str) -> str:
+        """Stop the agent."""
+        raise StopAgent(reason)
+
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        with anyio.fail_after(5), pytest.raises(StopAgent, match="done") as caught:
+            await model.act("stop", [slow, stop], max_parallel_tool_calls=2)
+        assert type(caught.value) is StopAgent, "not wrapped in an exception group"
+        assert slow_cancelled.is_set(), "the other running tool was cancelled"
+        assert len(simulator.predictions) == 1, "no further round was started"
+        await simulator.wait_for(lambda: client._open_channel_count() == 0)
+        assert simulator.open_channel_count() == 0
+
+
 async def test_handler_can_replace_or_abort(simulator: Simulator) -> None:
     simulator.script(
         MODEL,

@@ -158,6 +158,26 @@ async def test_a_failing_progress_callback_stops_the_batch(simulator: Simulator)
     assert received < 50
 
 
+class StopBatch(BaseException):
+    """A caller's own control flow (like KeyboardInterrupt): not an ordinary error."""
+
+
+async def test_a_base_exception_from_the_progress_callback_comes_out_unwrapped(
+    simulator: Simulator,
+) -> None:
+    def progress(done: int, total: int) -> None:
+        raise StopBatch("enough")
+
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.embedding.model()
+        with anyio.fail_after(5), pytest.raises(StopBatch) as caught:
+            await model.embed([str(i) for i in range(50)], max_concurrency=4, progress=progress)
+        assert type(caught.value) is StopBatch, "not wrapped in an exception group"
+        assert client._pool.pending_call_count() == 0
+    received, _ = _embed_calls_in_flight(simulator)
+    assert received < 50
+
+
 async def test_cancelling_a_batch(simulator: Simulator) -> None:
     simulator.faults = Faults(rpc_delay=0.05)
     async with lms.LMStudioClient(simulator.base_url) as client:
