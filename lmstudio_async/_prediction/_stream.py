@@ -74,6 +74,7 @@ class PredictionStream(Generic[T]):
         "_done_waiters",
         "_error",
         "_fallback",
+        "_iterating_task",
         "_open_channel",
         "_parse_error",
         "_pending",
@@ -124,6 +125,10 @@ class PredictionStream(Generic[T]):
         self._error: BaseException | None = None
         self._cancel_requested = False
         self._consuming = False
+        # The task running an ``async for`` over this handle, from its first step until the
+        # loop ends: between fragments it runs its loop body, and ``result()`` in another task
+        # must wait for it rather than take the packets it is about to read.
+        self._iterating_task: asyncio.Task[Any] | None = None
         self._done_waiters: list[asyncio.Future[None]] | None = None
         self._progress_seen = 0.0
         self._tool_call_index = -1
@@ -187,7 +192,10 @@ class PredictionStream(Generic[T]):
                 return self._result
             if self._error is not None:
                 raise self._error
-            if self._consuming:
+            iterating = self._iterating_task
+            if self._consuming or (
+                iterating is not None and iterating is not asyncio.current_task()
+            ):
                 # Another task is iterating; wait for it instead of competing for packets.
                 waiter = asyncio.get_running_loop().create_future()
                 if self._done_waiters is None:
@@ -492,16 +500,26 @@ def _accumulate(accumulator: PredictionAccumulator, packet: FragmentPacket) -> P
 class _FragmentIterator:
     """The ``async for`` view of a prediction. When it is dropped unfinished, it cancels."""
 
-    __slots__ = ("_stream",)
+    __slots__ = ("_stream", "_task")
 
     def __init__(self, stream: PredictionStream[Any]) -> None:
         self._stream = stream
+        self._task: asyncio.Task[Any] | None = None
 
     def __aiter__(self) -> _FragmentIterator:
         return self
 
+    def _release(self) -> None:
+        """The loop is over (ended, failed or dropped): a waiting ``result()`` may go on."""
+        stream = self._stream
+        if self._task is not None and stream._iterating_task is self._task:
+            stream._iterating_task = None
+            stream._wake_waiters()
+
     async def __anext__(self) -> PredictionFragment:
         stream = self._stream
+        if self._task is None:
+            self._task = stream._iterating_task = asyncio.current_task()
         while True:
             fragment = stream._take_buffered()
             if fragment is not None:
@@ -516,20 +534,28 @@ class _FragmentIterator:
                 await waiter
             except BaseException as exc:
                 stream._abandon_on(exc)
+                self._release()
                 raise
             finally:
                 stream._consuming = False
-        fragment = await stream._next_fragment()
+        try:
+            fragment = await stream._next_fragment()
+        except BaseException:
+            self._release()
+            raise
         if fragment is None:
+            self._release()
             raise StopAsyncIteration
         return fragment
 
     def __del__(self) -> None:
         stream = self._stream
-        if stream._state != _RUNNING or stream._channel is None:
-            return
+        if stream._iterating_task is None and stream._state != _RUNNING:
+            return  # the common case: the loop ran to its end
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return  # collected off-loop; the handle's own finalizer takes care of it
-        stream._iterator_dropped()
+        if stream._state == _RUNNING and stream._channel is not None:
+            stream._iterator_dropped()
+        self._release()

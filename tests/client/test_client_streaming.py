@@ -154,3 +154,73 @@ async def test_a_slow_consumer_does_not_hold_up_other_predictions(
 
 def _user(text: str) -> dict[str, object]:
     return {"role": "user", "content": [{"type": "text", "text": text}]}
+
+
+# -- one task iterates, others await the result -----------------------------------------------
+
+
+async def test_result_in_another_task_waits_for_a_slow_iterating_loop(
+    simulator: Simulator, model: lms.LLM
+) -> None:
+    content = " ".join(f"w{i}" for i in range(20))
+    simulator.script(MODEL, ScriptedReply(content=content, tokens_per_second=200))
+    prediction = model.respond("go")
+    seen: list[str] = []
+    results: list[lms.PredictionResult[str]] = []
+
+    async def iterate() -> None:
+        async for fragment in prediction:
+            seen.append(fragment.content)
+            await anyio.sleep(0.01)  # work per fragment: between fragments, not reading
+
+    async def await_result() -> None:
+        await anyio.sleep(0.03)
+        results.append(await prediction.result())
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(iterate)
+            tg.start_soon(await_result)
+    assert "".join(seen) == content, "the iterating loop saw every fragment"
+    assert results[0].content == content
+
+
+async def test_result_in_another_task_returns_when_the_loop_breaks(
+    simulator: Simulator, model: lms.LLM
+) -> None:
+    simulator.script(MODEL, ScriptedReply(content="a b c d e f g h i j k l", tokens_per_second=50))
+    prediction = model.respond("go")
+    results: list[lms.PredictionResult[str]] = []
+    third = anyio.Event()
+
+    async def iterate_then_break() -> None:
+        seen = 0
+        async for _ in prediction:
+            seen += 1
+            if seen == 2:
+                third.set()
+            if seen == 3:
+                break
+
+    async def await_result() -> None:
+        await third.wait()
+        results.append(await prediction.result())
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(iterate_then_break)
+            tg.start_soon(await_result)
+    assert results[0].stats.stop_reason == "userStopped"
+    assert results[0].content.startswith("a b c")
+    await simulator.wait_for(lambda: simulator.open_channel_count() == 0)
+
+
+async def test_result_inside_the_loop_body_finishes_the_stream(model: lms.LLM) -> None:
+    """The iterating task itself may ask for the result: it drains the rest, no deadlock."""
+    prediction = model.respond("one two three")
+    with anyio.fail_after(5):
+        async for fragment in prediction:
+            assert fragment.content == "You "
+            result = await prediction.result()
+            break
+    assert result.content == "You said: one two three"
