@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 import random
@@ -79,8 +80,8 @@ class ReconnectBackoff:
 class ConnectionPool:
     """Hands out the live connection of a namespace, opening (or reopening) it on demand.
 
-    Connections run as tasks of the client's task group; concurrent first calls on a namespace
-    share one connection attempt.
+    Connections run as tasks of the client's task group. Concurrent calls on a namespace share
+    one connection attempt: its connection when it succeeds, its error when it fails.
     """
 
     def __init__(
@@ -112,6 +113,11 @@ class ConnectionPool:
         self._ever_connected: set[str] = set()
         self._connections: dict[str, Connection] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Per namespace, the latest failed connection attempt: (a serial number, its error).
+        self._last_failure: dict[str, tuple[int, Exception]] = {}
+        self._failures = 0
+        # Attempts still connecting or authenticating: closing the client cancels them.
+        self._opening: set[anyio.CancelScope] = set()
         self._finished: dict[Connection, anyio.Event] = {}
         self._task_group: TaskGroup | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -142,17 +148,53 @@ class ConnectionPool:
         lock = self._locks.get(namespace)
         if lock is None:
             lock = self._locks[namespace] = asyncio.Lock()
+        failed_before = self._last_failure.get(namespace, (0, None))[0]
         async with lock:
             existing = self._connections.get(namespace)
             if existing is not None and existing.alive:
                 return existing
-            return await self._open(namespace)
+            failed = self._last_failure.get(namespace)
+            if failed is not None and failed[0] > failed_before:
+                # An attempt failed while this call waited for it: the server is not there,
+                # and trying again at once (after a backoff each) would only delay every
+                # queued call's error.
+                raise _shared(failed[1])
+            try:
+                return await self._open(namespace)
+            except Exception as exc:
+                self._failures += 1
+                self._last_failure[namespace] = (self._failures, exc)
+                raise
 
     async def _open(self, namespace: str) -> Connection:
         if self._closed or self._task_group is None or self._session is None:
             raise LMStudioClientClosedError(
                 "This LMStudioClient is closed; create a new one to talk to LM Studio again."
             )
+        connection: Connection | None = None
+        with anyio.CancelScope() as opening:
+            # Closing the client cancels an attempt still waiting out its backoff, looking for
+            # LM Studio, connecting or authenticating: nothing keeps the close waiting.
+            self._opening.add(opening)
+            try:
+                connection = await self._connect(namespace)
+            finally:
+                self._opening.discard(opening)
+        if self._closed or connection is None:
+            if connection is not None:  # it connected just as the client closed
+                connection.close(_ClosedByClient("The LMStudioClient was closed."))
+            raise LMStudioClientClosedError(
+                "This LMStudioClient was closed while this call was connecting to LM Studio."
+            )
+        self._backoff.succeeded()
+        self._connections[namespace] = connection
+        if namespace in self._ever_connected:
+            self._fire(self._on_reconnect, namespace)
+        self._ever_connected.add(namespace)
+        return connection
+
+    async def _connect(self, namespace: str) -> Connection:
+        """Wait out the backoff, find LM Studio, then connect and authenticate a socket."""
         delay = self._backoff.delay()
         if delay > 0:
             # Earlier attempts failed just now: don't hammer a server that is down.
@@ -172,7 +214,6 @@ class ConnectionPool:
         )
         finished = anyio.Event()
         self._finished[connection] = finished
-        task_group = self._task_group
 
         async def supervise(*, task_status: anyio.abc.TaskStatus[None]) -> None:
             try:
@@ -183,16 +224,19 @@ class ConnectionPool:
                 if connection.authenticated and not self._closed:
                     self._fire(self._on_disconnect, namespace)
 
+        assert self._task_group is not None
+        started = False
         try:
-            await task_group.start(supervise)
+            await self._task_group.start(supervise)
+            started = True
         except Exception:
             self._backoff.failed()
             raise
-        self._backoff.succeeded()
-        self._connections[namespace] = connection
-        if namespace in self._ever_connected:
-            self._fire(self._on_reconnect, namespace)
-        self._ever_connected.add(namespace)
+        finally:
+            if not started:
+                # A task cancelled before its first step never ran supervise's cleanup.
+                finished.set()
+                self._finished.pop(connection, None)
         return connection
 
     def _fire(self, hook: ConnectionHook | None, namespace: str) -> None:
@@ -227,6 +271,8 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close every connection and wait until each has released its socket."""
         self._closed = True
+        for opening in list(self._opening):
+            opening.cancel()
         reason = _ClosedByClient("The LMStudioClient was closed while this operation was running.")
         for connection in list(self._connections.values()):
             connection.close(reason)
@@ -234,6 +280,16 @@ class ConnectionPool:
         with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
             for finished in list(self._finished.values()):
                 await finished.wait()
+
+
+def _shared(error: Exception) -> Exception:
+    """A copy of another call's error to raise here, so their tracebacks don't mix."""
+    try:
+        shared = copy.copy(error)
+    except Exception:
+        return error
+    shared.__cause__ = error.__cause__
+    return shared
 
 
 class _ClosedByClient(LMStudioConnectionError, LMStudioClientClosedError):

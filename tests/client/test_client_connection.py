@@ -239,6 +239,81 @@ async def test_closing_the_client_fails_in_flight_predictions(simulator: Simulat
     await simulator.wait_for(lambda: simulator.connection_count() == 0)
 
 
+async def _close_while_a_call_connects(base_url: str) -> BaseException:
+    """Close the client while another task's first call is still connecting; return the
+    call's error. The close must not wait for that attempt (it used to wait 5 s)."""
+    errors: list[BaseException] = []
+    client = lms.LMStudioClient(base_url)
+
+    async def first_call() -> None:
+        try:
+            await client.system.version()
+        except Exception as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        async with client:
+            tg.start_soon(first_call)
+            await anyio.sleep(0.2)  # the call is now stuck connecting or authenticating
+            closing_started = anyio.current_time()
+        closing_took = anyio.current_time() - closing_started
+    assert closing_took < 2.5, f"closing waited {closing_took:.1f} s for the attempt"
+    assert len(errors) == 1, "the call did not succeed on a closed client"
+    return errors[0]
+
+
+async def test_closing_the_client_cancels_a_connect_that_hangs() -> None:
+    # A listener that accepts TCP but never answers the websocket upgrade.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        error = await _close_while_a_call_connects(f"127.0.0.1:{silent.getsockname()[1]}")
+    assert isinstance(error, lms.LMStudioClientClosedError), repr(error)
+
+
+async def test_closing_the_client_cancels_a_stalled_authentication() -> None:
+    async with Simulator() as sim:
+        sim.faults = Faults(stall_auth=True)
+        error = await _close_while_a_call_connects(sim.base_url)
+        await sim.wait_for(lambda: sim.connection_count() == 0)
+    assert isinstance(error, lms.LMStudioClientClosedError), repr(error)
+
+
+async def test_concurrent_calls_share_one_failed_connection_attempt() -> None:
+    """Ten calls queued on one namespace while LM Studio does not answer: one attempt is
+    made and all ten get its error (each used to retry after a growing backoff)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(32)
+        silent.setblocking(False)
+        port = silent.getsockname()[1]
+        errors: list[BaseException] = []
+        timeouts = lms.Timeouts(connect=0.3)
+        async with lms.LMStudioClient(f"127.0.0.1:{port}", timeouts=timeouts) as client:
+
+            async def call() -> None:
+                try:
+                    await client.system.version()
+                except lms.LMStudioError as exc:
+                    errors.append(exc)
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(10):
+                        tg.start_soon(call)
+        attempts = 0
+        while True:
+            try:
+                silent.accept()[0].close()
+            except BlockingIOError:
+                break
+            attempts += 1
+    assert attempts == 1
+    assert len(errors) == 10
+    assert all(isinstance(e, lms.LMStudioTimeoutError) for e in errors), errors
+    assert len({id(e) for e in errors}) == 10, "each call raises its own exception object"
+
+
 async def test_use_from_another_event_loop_is_a_clear_error(simulator: Simulator) -> None:
     async with lms.LMStudioClient(simulator.base_url) as client:
         await client.system.version()
