@@ -115,7 +115,7 @@ class ConnectionPool:
         self._locks: dict[str, asyncio.Lock] = {}
         # Per namespace, the latest failed connection attempt: (a serial number, its error).
         self._last_failure: dict[str, tuple[int, Exception]] = {}
-        self._failures = 0
+        self._failure_serial = 0
         # Attempts still connecting or authenticating: closing the client cancels them.
         self._opening: set[anyio.CancelScope] = set()
         self._finished: dict[Connection, anyio.Event] = {}
@@ -162,8 +162,8 @@ class ConnectionPool:
             try:
                 return await self._open(namespace)
             except Exception as exc:
-                self._failures += 1
-                self._last_failure[namespace] = (self._failures, exc)
+                self._failure_serial += 1
+                self._last_failure[namespace] = (self._failure_serial, exc)
                 raise
 
     async def _open(self, namespace: str) -> Connection:
@@ -187,6 +187,7 @@ class ConnectionPool:
                 "This LMStudioClient was closed while this call was connecting to LM Studio."
             )
         self._backoff.succeeded()
+        self._last_failure.pop(namespace, None)  # don't keep an old error's traceback alive
         self._connections[namespace] = connection
         if namespace in self._ever_connected:
             self._fire(self._on_reconnect, namespace)
