@@ -414,8 +414,11 @@ class Connection:
         logger.warning("Ignoring a frame from LM Studio this client cannot use: %s", preview)
 
     def _on_warning(self, warning: CommunicationWarningIn) -> None:
-        logger.warning(
-            "LM Studio reported a protocol problem (%s): %s", warning.kind, warning.warning
+        # "channelUnknown" answers a cancel that crossed the server's end of the prediction
+        # (a `break` on the last fragment): expected, so not worth a warning in the user's log.
+        level = logging.DEBUG if warning.kind == "channelUnknown" else logging.WARNING
+        logger.log(
+            level, "LM Studio reported a protocol problem (%s): %s", warning.kind, warning.warning
         )
         if warning.kind not in _REJECTING_KINDS:
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -123,6 +124,23 @@ async def test_channels_get_only_their_own_packets_and_tolerate_noise() -> None:
             await a.next()
         assert msgspec.json.decode(await b.next()) == {"v": "b1"}
         assert connection.open_channel_count == 1
+
+
+async def test_protocol_warnings_are_logged_except_a_crossed_cancel(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lmstudio_async")
+    async with connected() as (connection, server):
+        channel = connection.open_channel("predict", {})
+        channel_id = (await server.receive())["channelId"]
+        for kind in ("channelUnknown", "rpcCallIdUnknown"):
+            await server.send({"type": "communicationWarning", "warning": "w", "kind": kind})
+        await server.send({"type": "channelSend", "channelId": channel_id, "message": {}})
+        await channel.next()  # frames are read in order: both warnings were handled
+        channel.abandon()
+    levels = {r.getMessage().split("(")[1].split(")")[0]: r.levelno for r in caplog.records}
+    assert levels["channelUnknown"] == logging.DEBUG, "a cancel that crossed the end is normal"
+    assert levels["rpcCallIdUnknown"] == logging.WARNING
 
 
 async def test_cancel_is_sent_once_and_abandon_discards() -> None:
