@@ -176,6 +176,7 @@ async def map_bounded(
     failure: list[BaseException] = []
     done = 0
     report_lock = anyio.Lock()
+    cancelled = anyio.get_cancelled_exc_class()
 
     # A fixed pool of workers pulling from one iterator bounds concurrency exactly like a
     # CapacityLimiter would, without parking one task per item on the limiter.
@@ -195,7 +196,6 @@ async def map_bounded(
                 failure.append(exc)
             cancel_scope.cancel()
 
-    cancelled = anyio.get_cancelled_exc_class()
     async with anyio.create_task_group() as task_group:
         for _ in range(min(max_concurrency, total)):
             task_group.start_soon(worker, task_group.cancel_scope)
