@@ -22,7 +22,14 @@ from ._errors import (
     LMStudioToolCallError,
     LMStudioUsageError,
 )
-from ._namespaces import LLM, EmbeddingModel, EmbeddingNamespace, LLMNamespace, SystemNamespace
+from ._namespaces import (
+    LLM,
+    EmbeddingModel,
+    EmbeddingNamespace,
+    FilesNamespace,
+    LLMNamespace,
+    SystemNamespace,
+)
 from ._namespaces.system import LMStudioVersion
 from ._prediction import PredictionStream
 from ._timeouts import Timeouts
@@ -33,6 +40,7 @@ from .types import (
     EmbeddingLoadConfig,
     EmbeddingModelInfo,
     EmbeddingModelInstanceInfo,
+    FileHandle,
     LLMInfo,
     LLMInstanceInfo,
     LLMLoadConfig,
@@ -77,6 +85,8 @@ __all__ = [
     "EmbeddingModelInfo",
     "EmbeddingModelInstanceInfo",
     "EmbeddingNamespace",
+    "FileHandle",
+    "FilesNamespace",
     "GBNFGrammar",
     "GuardDecision",
     "LLM",

@@ -18,6 +18,7 @@ from ._namespaces import (
     LLM,
     EmbeddingModel,
     EmbeddingNamespace,
+    FilesNamespace,
     LLMNamespace,
     SystemNamespace,
 )
@@ -124,6 +125,8 @@ class LMStudioClient:
         """Embedding models: ``model()``, ``list_loaded()``, ``embed``."""
         self.system = SystemNamespace(self)
         """Downloaded models and the app version."""
+        self.files = FilesNamespace(self)
+        """Images for vision models: ``prepare_image()``."""
 
     def __repr__(self) -> str:
         where = self._pool.base_url.ws if self._pool.base_url else "auto-discover"

@@ -1,7 +1,8 @@
-"""Typed methods of each LM Studio namespace (``llm``, ``embedding``, ``system``)."""
+"""Typed methods of each LM Studio namespace (``llm``, ``embedding``, ``system``, ``files``)."""
 
 from ._base import ConnectionSource
 from .embedding import EmbeddingModel, EmbeddingNamespace
+from .files import FilesNamespace
 from .llm import LLM, LLMNamespace
 from .system import SystemNamespace
 
@@ -10,6 +11,7 @@ __all__ = [
     "ConnectionSource",
     "EmbeddingModel",
     "EmbeddingNamespace",
+    "FilesNamespace",
     "LLMNamespace",
     "SystemNamespace",
 ]

@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 
 from . import _envelope as env
-from . import _firehose, _models
+from . import _firehose, _models, _vision
 from ._basemodel import base_model_namespace, default_prediction_fields
 from ._catalog import Instance
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
@@ -144,6 +144,7 @@ def _plan(
     config: dict[str, Any],
     script: ScriptedReply | None,
     completion_prompt: str | None,
+    files: Sequence[_vision.ReceivedFile] = (),
 ) -> _Plan:
     structured = config.get("llm.prediction.structured") or {}
     is_json = structured.get("type") == "json" and "jsonSchema" in structured
@@ -156,6 +157,8 @@ def _plan(
             content = _models.default_completion(completion_prompt)
         elif is_json:
             content = json.dumps(_models.instance_for_schema(structured["jsonSchema"]))
+        elif files:
+            content = _vision.describe_images(list(files), req.history or {})
         else:
             content = _models.default_reply(req.history or {})
         reasoning = None
@@ -424,11 +427,13 @@ async def _run_prediction(
         if req.preset is not None:
             raise _preset_not_found(req.preset)
         config = env.flatten_stack(req.stack)
+        uploads = state.files.get(ctx.conn.client_identifier, {})
+        files = _vision.received_files(uploads, instance, req.history or {})
         script = state.script_for(instance)
         if script is not None and script.error is not None:
             raise SimulatorError(script.error)
         faults = script.faults if script is not None and script.faults else state.faults
-        plan = _plan(instance, req, config, script, completion_prompt)
+        plan = _plan(instance, req, config, script, completion_prompt, files)
         if script is not None and script.prompt_tokens is not None:
             prompt_tokens = script.prompt_tokens
         elif completion_prompt is not None:

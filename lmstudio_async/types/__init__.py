@@ -22,6 +22,7 @@ from .config import (
     ToolChoice,
     ToolNaming,
 )
+from .files import FileHandle
 from .kv import KVConfig, KVConfigLayer, KVConfigStack, KVField, LayerName, single_layer_stack
 from .load_config import (
     EmbeddingLoadConfig,
@@ -57,6 +58,7 @@ __all__ = [
     "EmbeddingLoadConfig",
     "EmbeddingModelInfo",
     "EmbeddingModelInstanceInfo",
+    "FileHandle",
     "FilePart",
     "FileType",
     "GPUSetting",
