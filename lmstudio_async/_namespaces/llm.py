@@ -16,7 +16,7 @@ from .._prediction._callbacks import (
     callbacks_from_kwargs,
 )
 from .._timeouts import check_timeout, operation_timeout
-from ..types.chat import Chat, ChatMessage
+from ..types.chat import Chat, ChatMessage, ToolCallResultPart
 from ..types.config import PredictionConfig, StructuredOutput
 from ..types.kv import KVConfig, KVConfigLayer, KVConfigStack, KVField, single_layer_stack
 from ..types.load_config import LLMLoadConfig
@@ -152,8 +152,10 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         fragments, ``await`` it (or ``await prediction.result()``) for the result.
 
         Callbacks (plain or coroutine functions, called in the consuming task, in protocol
-        order): ``on_prompt_processing_progress(progress)`` from 0.0 to 1.0,
-        ``on_first_token()``, ``on_prediction_fragment(fragment)``, and the tool-call events
+        order): ``on_prompt_processing_progress(progress)`` from 0.0 to 1.0 (a callback taking
+        two arguments also gets the :class:`PromptProcessingDetails`: cached, processed and
+        total prompt tokens), ``on_first_token()``, ``on_prediction_fragment(fragment)``, and
+        the tool-call events
         ``on_tool_call_request_start(call_index, tool_call_id)``, ``..._name_received(call_index,
         name)``, ``..._argument_fragment(call_index, text)``, ``..._end(call_index, request)``,
         ``..._failure(call_index, error)``.
@@ -305,6 +307,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         on_round_end: Callable[[int], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment, int], MaybeAwaitable] | None = None,
         on_prediction_completed: Callable[[ActRound], MaybeAwaitable] | None = None,
+        on_tool_call_result: Callable[[int, int, ToolCallResultPart], MaybeAwaitable] | None = None,
         config: ConfigLike = None,
         preset: str | None = None,
     ) -> ActResult:
@@ -322,7 +325,10 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         tools that raise go to ``handle_invalid_tool_request(error, request)``; by default the
         model is told the error as the tool result. Callbacks: ``on_message`` for each message
         added, ``on_round_start`` / ``on_round_end`` with the round index,
-        ``on_prediction_fragment(fragment, round_index)``, ``on_prediction_completed(round)``.
+        ``on_prediction_fragment(fragment, round_index)``, ``on_prediction_completed(round)``,
+        ``on_tool_call_result(round_index, call_index, result)`` for each tool result (a
+        :class:`ToolCallResultPart` with ``name``, ``tool_call_id`` and the JSON ``content``)
+        before it goes back to the model, whether the call succeeded, failed or was denied.
 
         Cancelling the awaiting task cancels the running prediction in LM Studio and every
         running tool.
@@ -370,6 +376,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
                 on_round_end=on_round_end,
                 on_prediction_fragment=on_prediction_fragment,
                 on_prediction_completed=on_prediction_completed,
+                on_tool_call_result=on_tool_call_result,
             ),
         )
 

@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 
 from . import _envelope as env
-from . import _firehose, _models, _vision
+from . import _firehose, _logprobs, _models, _vision
 from ._basemodel import base_model_namespace, default_prediction_fields
 from ._catalog import Instance
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
@@ -227,6 +227,7 @@ class _Prediction:
         self.config = config
         self.tokens = 0
         self.first_token_at: float | None = None
+        self.candidates = _logprobs.requested_candidates(config)
 
     async def _fault_point(self, sent: int) -> bool:
         """Apply faults due after ``sent`` fragments; True if a stall ended in a cancel."""
@@ -290,7 +291,11 @@ class _Prediction:
             if index and interval and await ctx.wait_cancel(interval):
                 stopped = True
                 break
-            await ctx.send(fragment.packet())
+            packet = fragment.packet()
+            if self.candidates is not None:
+                tokens = _logprobs.token_entries(fragment.content, self.candidates)
+                packet["fragment"]["tokens"] = tokens
+            await ctx.send(packet)
             await anyio.lowlevel.checkpoint()  # let a cancel arriving mid-stream be seen
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()

@@ -42,15 +42,18 @@ from .models import (
     Quantization,
 )
 from .prediction import (
+    CandidateToken,
     PredictionFragment,
     PredictionResult,
     PredictionStats,
+    PredictionToken,
     PromptProcessingDetails,
     ReasoningType,
     StopReason,
 )
 
 __all__ = [
+    "CandidateToken",
     "Chat",
     "ChatHistoryData",
     "ChatMessage",
@@ -81,6 +84,7 @@ __all__ = [
     "PredictionFragment",
     "PredictionResult",
     "PredictionStats",
+    "PredictionToken",
     "PromptProcessingDetails",
     "Quantization",
     "ReasoningParsing",

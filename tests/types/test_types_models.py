@@ -139,7 +139,23 @@ def test_fragment_encodes_all_five_fields() -> None:
         "containsDrafted": False,
         "reasoningType": "none",
         "isStructural": False,
+        "tokens": None,  # only filled when the prediction asked for log_probs
     }
+
+
+def test_fragment_tokens_decode_with_and_without_log_probs() -> None:
+    raw = (
+        b'{"content":" hi","tokensCount":1,"containsDrafted":false,"reasoningType":"none",'
+        b'"isStructural":false,"tokens":[{"text":" hi","id":7,"logProb":-0.25,'
+        b'"candidates":[{"text":" hi","id":7,"logProb":-0.25},{"text":" yo","id":9,'
+        b'"logProb":-1.5}]},{"text":"!","id":3}]}'
+    )
+    fragment = msgspec.json.decode(raw, type=PredictionFragment)
+    assert fragment.tokens is not None
+    first, second = fragment.tokens
+    assert (first.text, first.id, first.log_prob) == (" hi", 7, -0.25)
+    assert [(c.text, c.log_prob) for c in first.candidates or []] == [(" hi", -0.25), (" yo", -1.5)]
+    assert (second.log_prob, second.candidates) == (None, None)
 
 
 def test_stats_decode_with_only_the_stop_reason() -> None:
