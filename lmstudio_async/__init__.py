@@ -30,7 +30,7 @@ from ._namespaces import (
     LLMNamespace,
     SystemNamespace,
 )
-from ._namespaces.system import LMStudioVersion
+from ._namespaces.system import LMStudioVersion, ServiceInfo
 from ._prediction import PredictionStream
 from ._timeouts import Timeouts
 from ._version import __version__
@@ -117,6 +117,7 @@ __all__ = [
     "PredictionResult",
     "PredictionStats",
     "PredictionStream",
+    "ServiceInfo",
     "SystemNamespace",
     "Timeouts",
     "Tool",

@@ -6,9 +6,11 @@ import msgspec
 
 from .._errors import LMStudioProtocolError, LMStudioUsageError
 from .._mux import Connection
+from .._timeouts import operation_timeout
 from ..types.kv import KVConfig, KVField, single_layer_stack
 from ..types.load_config import EmbeddingLoadConfig, LLMLoadConfig
 from ..types.models import EmbeddingModelInstanceInfo, LLMInstanceInfo
+from ..types.resources import EstimatedResourcesUsage, ModelProcessingState
 from ._loading import InfoT, ProgressCallback, check_max_concurrency, drive_load, map_bounded
 
 __all__ = [
@@ -152,6 +154,16 @@ class ModelHandle(Generic[InfoT]):
         if isinstance(self._info, LLMInstanceInfo):
             return LLMLoadConfig.from_kv(kv)
         return EmbeddingLoadConfig.from_kv(kv)
+
+    async def get_processing_state(self) -> ModelProcessingState:
+        """What the instance is doing now: ``status`` (``"idle"``, ``"processingPrompt"``,
+        ``"generating"``, ``"computingEmbedding"``) and ``queued`` requests, the running one
+        included. Raises :class:`LMStudioModelNotFoundError` once the instance is unloaded.
+        """
+        raw = await self._call(
+            "getInstanceProcessingState", {"specifier": self._specifier, "throwIfNotFound": True}
+        )
+        return decode_result(raw, ModelProcessingState, "getInstanceProcessingState")
 
     async def get_context_length(self) -> int:
         """The context length (in tokens) the instance was loaded with."""
@@ -301,6 +313,33 @@ class ModelNamespace(Generic[InfoT]):
             info_type=self._info_type,
             on_progress=on_progress,
         )
+
+    async def estimate_resources_usage(
+        self,
+        model_key: str,
+        *,
+        config: object = None,
+        timeout: float | None = None,
+    ) -> EstimatedResourcesUsage:
+        """LM Studio's estimate of the memory loading ``model_key`` with ``config`` would take.
+
+        ``config`` is a load config (typed or dict) as for ``load()``; setting the context
+        length or GPU options by hand estimates that exact setup instead of LM Studio's
+        automatic fit. The result gives bytes for the weights, the context and both, on the GPU
+        and in total, the estimate's confidence, and ``passes_guardrails``: whether LM Studio's
+        loading guardrails would allow the load. Nothing is loaded. Raises
+        :class:`LMStudioModelNotFoundError` for a key that is not downloaded. ``timeout``
+        (seconds) replaces ``Timeouts.rpc``.
+        """
+        _check_identifier(model_key, "The model key")
+        parameter = {
+            "modelKey": model_key,
+            "loadConfigStack": single_layer_stack(self._load_fields(config)),
+        }
+        async with operation_timeout(timeout, f"client.{self._name}.estimate_resources_usage()"):
+            connection = await self._connection()
+            raw = await connection.call("estimateModelUsage", parameter)
+        return decode_result(raw, EstimatedResourcesUsage, "estimateModelUsage")
 
     async def unload(self, identifier: str) -> None:
         """Unload the instance loaded under ``identifier``.

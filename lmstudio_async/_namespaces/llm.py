@@ -386,6 +386,15 @@ class LLM(ModelHandle[LLMInstanceInfo]):
 
     # -- model management (LLM-only part; the shared methods live on ModelHandle) -------------
 
+    async def get_base_prediction_config(self) -> PredictionConfig:
+        """The prediction config this instance starts from before a request's own ``config``.
+
+        It is what LM Studio has set for the model (its per-model defaults and the server's
+        session settings), typed; keys this client has no typed option for are ignored.
+        """
+        raw = await self._call("getBasePredictionConfig", {"specifier": self._specifier})
+        return PredictionConfig.from_kv(decode_result(raw, KVConfig, "getBasePredictionConfig"))
+
     async def apply_prompt_template(
         self, history: HistoryLike, *, config: ConfigLike = None
     ) -> str:

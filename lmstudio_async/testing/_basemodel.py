@@ -11,6 +11,7 @@ from . import _models
 from ._catalog import Instance, ModelSpec, ModelType
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
 from ._envelope import InvalidParameter, SimulatorError
+from ._resources import estimate_model_usage
 
 __all__ = ["base_model_namespace", "default_prediction_fields"]
 
@@ -103,11 +104,12 @@ class _BaseModelEndpoints:
             if throw:
                 raise
             return MISSING
-        busy = any(
+        # `queued` counts the running request too, as LM Studio reports it.
+        running = sum(
             r.status == "running" and r.model_identifier == instance.identifier
             for r in conn.state.predictions
         )
-        return {"status": "generating" if busy else "idle", "queued": 0}
+        return {"status": "generating" if running else "idle", "queued": running}
 
     async def unload_model(self, conn: Connection, param: Any) -> Any:
         param = env.require_object(param, "parameter")
@@ -233,6 +235,7 @@ def base_model_namespace(domain: ModelType) -> Namespace:
             "unloadModel": e.unload_model,
             "tokenize": e.tokenize,
             "countTokens": e.count_tokens,
+            "estimateModelUsage": estimate_model_usage(domain),
         },
         channels={
             "loadModel": ChannelEndpoint(e.validate_load, e.run_load),

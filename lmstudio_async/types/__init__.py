@@ -51,6 +51,12 @@ from .prediction import (
     ReasoningType,
     StopReason,
 )
+from .resources import (
+    EstimatedModelMemoryUsage,
+    EstimatedResourcesUsage,
+    ModelProcessingState,
+    ModelProcessingStatus,
+)
 
 __all__ = [
     "CandidateToken",
@@ -61,6 +67,8 @@ __all__ = [
     "EmbeddingLoadConfig",
     "EmbeddingModelInfo",
     "EmbeddingModelInstanceInfo",
+    "EstimatedModelMemoryUsage",
+    "EstimatedResourcesUsage",
     "FileHandle",
     "FilePart",
     "FileType",
@@ -79,6 +87,8 @@ __all__ = [
     "ModelFormat",
     "ModelInfo",
     "ModelInstanceInfo",
+    "ModelProcessingState",
+    "ModelProcessingStatus",
     "Part",
     "PredictionConfig",
     "PredictionFragment",
