@@ -20,6 +20,7 @@ from ._namespaces import (
     EmbeddingNamespace,
     FilesNamespace,
     LLMNamespace,
+    RepositoryNamespace,
     SystemNamespace,
 )
 from ._protocol.auth import resolve_credentials
@@ -127,6 +128,8 @@ class LMStudioClient:
         """Downloaded models and the app version."""
         self.files = FilesNamespace(self)
         """Images for vision models: ``prepare_image()``."""
+        self.repository = RepositoryNamespace(self)
+        """Model search and downloads (``search_models()``), and LM Link (``lm_link``)."""
 
     def __repr__(self) -> str:
         where = self._pool.base_url.ws if self._pool.base_url else "auto-discover"

@@ -19,12 +19,17 @@ Run standalone with ``python -m lmstudio_async.testing --port 1234``.
 
 from ._catalog import ModelSpec, default_catalog
 from ._faults import Faults
+from ._hub import DownloadableModel, DownloadRecord, Hub, LinkedDevice
 from ._models import default_completion, default_reply
 from ._scripting import PredictionRecord, ScriptedReply, ScriptedToolCall
 from ._server import Simulator, serve
 
 __all__ = [
+    "DownloadRecord",
+    "DownloadableModel",
     "Faults",
+    "Hub",
+    "LinkedDevice",
     "ModelSpec",
     "PredictionRecord",
     "ScriptedReply",

@@ -14,6 +14,7 @@ from typing import Any
 from ._catalog import Instance, ModelSpec, ModelType
 from ._envelope import SimulatorError, serialized_error
 from ._faults import Faults
+from ._hub import Hub
 from ._scripting import PredictionRecord, ScriptedReply
 
 __all__ = ["ServerState"]
@@ -42,6 +43,7 @@ class ServerState:
         self.version = version
         self.build = build
         self.files: dict[str, dict[str, dict[str, Any]]] = {}
+        self.hub = Hub()
         self._references = itertools.count(1)
         self._tool_call_ids = itertools.count(1)
         for key in loaded:
