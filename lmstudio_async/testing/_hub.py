@@ -42,8 +42,11 @@ class DownloadableModel:
         return f"{self.name}@{quantization}"
 
     def model_key(self) -> str:
-        """The key the model has once downloaded (LM Studio's ``defaultIdentifier``)."""
-        return self.name.lower() if self.source == "catalog" else self.name.rsplit("/", 1)[-1]
+        """The key the model has once downloaded (LM Studio's ``defaultIdentifier``): the
+        catalog name, or a Hugging Face repository's name without its format suffix."""
+        if self.source == "catalog":
+            return self.name.lower()
+        return self.name.rsplit("/", 1)[-1].lower().removesuffix("-gguf")
 
     def spec(self, quantization: str, size: int) -> ModelSpec:
         """The downloaded model as the server lists it afterwards."""
