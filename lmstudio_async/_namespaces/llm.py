@@ -431,6 +431,7 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         ttl: float | None = None,
         config: LLMLoadConfig | Mapping[str, Any] | None = None,
         on_load_progress: ProgressCallback | None = None,
+        device_identifier: str | None = None,
         timeout: float | None = None,
     ) -> LLM:
         """A handle to a loaded LLM.
@@ -438,11 +439,15 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         With a key: the model loaded under that identifier, loading it first if needed
         (``ttl`` seconds of idleness before LM Studio unloads it, load ``config``,
         ``on_load_progress`` from 0.0 to 1.0). Without: any model that is loaded.
-        ``timeout`` (seconds) bounds the whole call; when it passes, a load in progress is
-        cancelled and :class:`LMStudioTimeoutError` is raised.
+        ``device_identifier`` picks the LM Link device (see
+        ``client.repository.lm_link.status()``) to look for, or load, the model on; by default
+        LM Studio chooses. ``timeout`` (seconds) bounds the whole call; when it passes, a load in
+        progress is cancelled and :class:`LMStudioTimeoutError` is raised.
         """
         async with operation_timeout(timeout, "client.llm.model()"):
-            info = await self._model_info(model_key, ttl, config, on_load_progress)
+            info = await self._model_info(
+                model_key, ttl, config, on_load_progress, device_identifier
+            )
         return LLM(self._source, info)
 
     async def list_loaded(
@@ -466,13 +471,15 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         ttl: float | None = None,
         config: LLMLoadConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
+        device_identifier: str | None = None,
     ) -> LLM:
         """Load a new instance of a downloaded LLM and return its handle.
 
         ``identifier`` names the instance (it must not be in use; by default LM Studio derives
         one from the key), ``ttl`` is the idle time in seconds before LM Studio unloads it,
         ``config`` the load options (e.g. ``{"context_length": 8192}``), ``on_progress`` gets
-        floats rising to 1.0. Cancelling the awaiting task cancels the load in LM Studio.
+        floats rising to 1.0, ``device_identifier`` the LM Link device to load it on.
+        Cancelling the awaiting task cancels the load in LM Studio.
         """
         info = await self._load_info(
             model_key,
@@ -480,5 +487,6 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
             ttl=ttl,
             config=config,
             on_progress=on_progress,
+            device_identifier=device_identifier,
         )
         return LLM(self._source, info)

@@ -154,3 +154,27 @@ class Hub:
 
     def device(self, identifier: str) -> LinkedDevice | None:
         return next((d for d in self.devices if d.device_identifier == identifier), None)
+
+    def on_device(self, placed: str | None, queried: str | None) -> bool:
+        """Whether an instance placed on ``placed`` (``None``: here) is on ``queried``
+        (``None`` or this machine's identifier: here)."""
+        if queried == self.devices[0].device_identifier:
+            queried = None
+        return placed == queried
+
+    def placement(self, requested: str | None) -> str | None:
+        """Where a load asked for ``requested`` runs: ``None`` for this machine (as model infos
+        say), else the peer's identifier. Without a request, the preferred device (see
+        ``lmLinkSetPreferredDevice``) if any. ``LookupError`` (a message for the user) for a
+        device LM Link does not know or cannot reach."""
+        if requested is None:
+            requested = self.preferred_device
+        if requested is None or requested == self.devices[0].device_identifier:
+            return None
+        device = self.device(requested)
+        if device is None:
+            known = ", ".join(d.device_identifier for d in self.devices)
+            raise LookupError(f'No LM Link device "{requested}" (devices: {known})')
+        if not device.connected or self.lm_link_disabled:
+            raise LookupError(f'LM Link device "{requested}" is not connected')
+        return device.device_identifier

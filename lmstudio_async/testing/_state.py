@@ -88,6 +88,7 @@ class ServerState:
         ttl_ms: int | None = None,
         context_length: int | None = None,
         load_fields: list[dict[str, Any]] | None = None,
+        device_identifier: str | None = None,
     ) -> Instance:
         instance = Instance(
             spec=spec,
@@ -96,6 +97,7 @@ class ServerState:
             context_length=context_length or spec.default_context_length,
             ttl_ms=ttl_ms,
             load_fields=list(load_fields or []),
+            device_identifier=device_identifier,
         )
         self.instances.append(instance)
         return instance
@@ -158,6 +160,10 @@ class ServerState:
             if query["path"] != path and not path.startswith(query["path"] + "/"):
                 return False
         if "vision" in query and instance.spec.vision != query["vision"]:
+            return False
+        if "deviceIdentifier" in query and not self.hub.on_device(
+            instance.device_identifier, query["deviceIdentifier"]
+        ):
             return False
         return not ("domain" in query and instance.spec.type != query["domain"])
 
