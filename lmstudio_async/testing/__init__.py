@@ -1,8 +1,8 @@
 """A protocol-faithful LM Studio simulator for tests, demos and benchmarks.
 
 ``Simulator`` serves the LM Studio SDK websocket protocol (namespaces ``/llm``,
-``/embedding``, ``/system``, ``/files``, ``/repository`` plus ``GET /lmstudio-greeting``) on a
-loopback port. It is an independent implementation of the *server* side: it imports nothing
+``/embedding``, ``/system``, ``/files``, ``/repository``, ``/runtime``, ``/plugins`` plus
+``GET /lmstudio-greeting``) on a loopback port. It is an independent implementation of the *server* side: it imports nothing
 from the rest of ``lmstudio_async``, so client bugs cannot hide in shared code. The official
 ``lmstudio`` SDK runs against it unmodified.
 

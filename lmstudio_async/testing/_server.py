@@ -30,6 +30,7 @@ from ._faults import Faults
 from ._hub import Hub
 from ._llm import llm_namespace
 from ._repository import repository_namespace
+from ._runtime import plugins_namespace, runtime_namespace
 from ._scripting import PredictionRecord, ScriptedReply
 from ._state import ServerState
 from ._system import files_namespace, system_namespace
@@ -46,6 +47,8 @@ _NAMESPACES: dict[str, Callable[[], Namespace]] = {
     "system": system_namespace,
     "files": files_namespace,
     "repository": repository_namespace,
+    "runtime": runtime_namespace,
+    "plugins": plugins_namespace,
 }
 
 Frame = tuple[str, str, dict[str, Any]]
