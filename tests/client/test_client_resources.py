@@ -137,22 +137,3 @@ async def test_system_info_and_variants(simulator: Simulator, client: lms.LMStud
     assert [v.model_key for v in variants] == [MODEL]
     with pytest.raises(lms.LMStudioModelNotFoundError):
         await client.system.list_downloaded_model_variants("no-such-model")
-
-
-async def test_model_infos_from_a_1_5_era_server_still_decode() -> None:
-    # Older LM Studio versions omit the fields 2.0 made required; nothing here may depend on them.
-    async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
-        infos = await client.system.list_downloaded_models()
-    newest = {i.model_key: i for i in infos}[MODEL]
-    assert newest.publisher == "lmstudio-community"
-    assert newest.indexed_model_identifier is not None
-    assert newest.device_identifier is None
-    old = lms.types.LLMInfo(
-        model_key=MODEL,
-        format="gguf",
-        display_name="Q",
-        path="a/b",
-        size_bytes=1,
-        max_context_length=8,
-    )
-    assert (old.publisher, old.variants, old.selected_variant) == (None, None, None)

@@ -77,6 +77,21 @@ def test_release_54_model_info_without_newer_fields_decodes() -> None:
     assert info.ttl_ms is None
 
 
+def test_variants_and_device_of_a_2_0_model_info_decode() -> None:
+    newer = {
+        **HEAD_MODEL_INFO,
+        "deviceIdentifier": "gpu-box",
+        "variants": ["qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct@q8_0"],
+        "selectedVariant": "qwen2.5-7b-instruct@q4_k_m",
+        "format": "yuzu",  # a format newer than this client's list stays a plain string
+    }
+    info = msgspec.json.decode(json.dumps(newer), type=LLMInstanceInfo)
+    assert info.device_identifier == "gpu-box"
+    assert info.variants == ["qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct@q8_0"]
+    assert info.selected_variant == "qwen2.5-7b-instruct@q4_k_m"
+    assert info.format == "yuzu"
+
+
 def test_unknown_fields_from_newer_servers_are_ignored() -> None:
     newer = {**HEAD_MODEL_INFO, "someFutureField": {"x": 1}}
     assert msgspec.json.decode(json.dumps(newer), type=LLMInstanceInfo).identifier
