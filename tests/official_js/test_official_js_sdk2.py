@@ -1,8 +1,9 @@
 """The official TypeScript SDK, ``@lmstudio/sdk`` 2.0.0, runs its test script against the simulator.
 
 npm installs the SDK once into pytest's cache directory (``.pytest_cache``; CI installs it on
-its first run). 2.0.0 asks for ``@lmstudio/lms-isomorphic ^0.5.0``, which the registry does not
-have, so an npm ``overrides`` entry pins 0.4.6, the newest published (CHANGES-2.0.md).
+its first run), or into a temporary directory when pytest runs without its cache. 2.0.0 asks
+for ``@lmstudio/lms-isomorphic ^0.5.0``, which the registry does not have, so an npm
+``overrides`` entry pins 0.4.6, the newest published (CHANGES-2.0.md).
 """
 
 from __future__ import annotations
@@ -30,15 +31,21 @@ PACKAGE_JSON = {
 
 
 @pytest.fixture(scope="module")
-def sdk_dir(request: pytest.FixtureRequest) -> Path:
-    """A directory with ``@lmstudio/sdk`` 2.0.0 installed (installed on first use)."""
+def sdk_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with ``@lmstudio/sdk`` 2.0.0 installed (installed on first use).
+
+    Without pytest's cache (``-p no:cacheprovider``, as scripts/test-other-pythons runs) the
+    install goes to a temporary directory instead, once per run.
+    """
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip(
             "node and npm are needed to run the official @lmstudio/sdk 2.0.0 against the "
             "simulator: install Node.js 18 or newer (https://nodejs.org), then re-run."
         )
-    directory = Path(request.config.cache.mkdir(f"official-js-sdk-{SDK_VERSION}"))
+    name = f"official-js-sdk-{SDK_VERSION}"
+    cache = getattr(request.config, "cache", None)
+    directory = Path(cache.mkdir(name)) if cache is not None else tmp_path_factory.mktemp(name)
     manifest = directory / "package.json"
     installed = directory / "node_modules" / "@lmstudio" / "sdk" / "package.json"
     wanted = json.dumps(PACKAGE_JSON, indent=2)
