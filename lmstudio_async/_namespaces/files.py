@@ -41,6 +41,7 @@ _SIGNATURES: Final = (
     (b"BM", 0, "BMP", "bmp"),
 )
 _KNOWN_FORMATS: Final = "PNG, JPEG, WebP, GIF or BMP"
+_IMAGE_SUFFIXES: Final = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")
 
 
 def sniff_image_format(data: bytes) -> tuple[str, str] | None:
@@ -83,7 +84,9 @@ class FilesNamespace:
         ``src`` is a path (``str`` or ``os.PathLike``), the image's bytes, or a binary file
         object (opened with ``"rb"``; read from its current position). ``name`` is the file name
         the model sees; it defaults to the path's base name, the file object's ``name``, or
-        ``image.<png|jpg|...>`` for bytes.
+        ``image.<png|jpg|...>`` for bytes. A name without an image extension gets the detected
+        one appended (``"scan"`` becomes ``"scan.png"``), since the upload's file type follows
+        the name.
 
         The content must be a PNG, JPEG, WebP, GIF or BMP image of at most 64 MiB; anything
         else raises :class:`LMStudioUsageError` before a byte is sent, as does an unreadable
@@ -114,6 +117,9 @@ class FilesNamespace:
                 f"prepare_image(): name must be a non-empty file name without control "
                 f"characters, got {name!r}."
             )
+        if not name.lower().endswith(_IMAGE_SUFFIXES):
+            # The upload's file type follows the name: keep it recognisably an image.
+            name = f"{name}.{sniffed[1]}"
         digest = hashlib.sha256(data).hexdigest()
         lock = self._locks.setdefault(digest, anyio.Lock())
         # Concurrent calls for the same content wait for the first upload instead of repeating it.

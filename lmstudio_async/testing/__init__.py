@@ -2,9 +2,10 @@
 
 ``Simulator`` serves the LM Studio SDK websocket protocol (namespaces ``/llm``,
 ``/embedding``, ``/system``, ``/files``, ``/repository``, ``/runtime``, ``/plugins`` plus
-``GET /lmstudio-greeting``) on a loopback port. It is an independent implementation of the *server* side: it imports nothing
-from the rest of ``lmstudio_async``, so client bugs cannot hide in shared code. The official
-``lmstudio`` SDK runs against it unmodified.
+``GET /lmstudio-greeting``) on a loopback port. It is an independent implementation of the
+*server* side: it imports nothing from the rest of ``lmstudio_async``, so client bugs cannot
+hide in shared code. The official ``lmstudio`` SDK and ``@lmstudio/sdk`` 2.0.0 run against it
+unmodified.
 
 Models are deterministic: ``default_reply`` and ``default_completion`` say what they answer,
 ``ScriptedReply`` queues exact replies (text, reasoning, tool calls, errors, pacing) and

@@ -89,6 +89,10 @@ async def test_bytes_and_file_objects_are_accepted_too(
     assert from_file.name == "photo.png"
     from_buffer = await client.files.prepare_image(io.BytesIO(tiny_png(4)))
     assert from_buffer.name == "image.png"
+    # Without an image extension the detected one is added, so LM Studio types it an image.
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(32)
+    scan = await client.files.prepare_image(jpeg, name="scan")
+    assert (scan.name, scan.file_type) == ("scan.jpg", "image")
 
     model = await client.llm.model(VISION)
     chat = lms.Chat.empty()
