@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
 import msgspec
@@ -339,7 +340,7 @@ class ModelNamespace(Generic[InfoT]):
         self,
         model_key: str,
         *,
-        config: object = None,
+        config: LLMLoadConfig | EmbeddingLoadConfig | Mapping[str, Any] | None = None,
         device_identifier: str | None = None,
         timeout: float | None = None,
     ) -> EstimatedResourcesUsage:
