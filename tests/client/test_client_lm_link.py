@@ -91,3 +91,15 @@ async def test_estimates_can_target_a_device(
         f for f in simulator.frames_received("llm") if f.get("endpoint") == "estimateModelUsage"
     ]
     assert sent[-1]["parameter"]["deviceIdentifier"] == PEER
+
+
+async def test_without_a_device_loads_go_to_the_preferred_one(
+    simulator: Simulator, client: lms.LMStudioClient
+) -> None:
+    simulator.hub.preferred_device = PEER
+    status = await client.repository.lm_link.status()
+    assert status.preferred_device_identifier == PEER
+    placed = await client.llm.load(MODEL, identifier="wherever")
+    assert placed.info.device_identifier == PEER
+    here = await client.llm.load(MODEL, identifier="here", device_identifier=LOCAL)
+    assert here.info.device_identifier is None
