@@ -197,6 +197,32 @@ class LMLinkNamespace:
             raw = await connection.call("lmLinkStatus")
         return decode_result(raw, LMLinkStatus, "lmLinkStatus")
 
+    async def set_preferred_device(self, device_identifier: str) -> None:
+        """Load models on this device when a call names none (an identifier from
+        :meth:`status`). LM Studio rejects an unknown device with :class:`LMStudioServerError`."""
+        _check_text(device_identifier, "device_identifier")
+        await self._call("lmLinkSetPreferredDevice", {"deviceIdentifier": device_identifier})
+
+    async def set_disabled(self, disabled: bool) -> None:
+        """Switch LM Link off (``True``) or back on (``False``) for this machine."""
+        if not isinstance(disabled, bool):
+            raise LMStudioUsageError(f"set_disabled() takes True or False, got {disabled!r}.")
+        await self._call("lmLinkSetDisabled", {"disabled": disabled})
+
+    async def update_device_name(self, device_name: str) -> None:
+        """Rename this machine as the other LM Link devices see it."""
+        _check_text(device_name, "device_name")
+        await self._call("lmLinkUpdateDeviceName", {"deviceName": device_name})
+
+    async def _call(self, endpoint: str, parameter: dict[str, Any]) -> None:
+        connection = await self._source._connection("repository")
+        await connection.call(endpoint, parameter)
+
+
+def _check_text(value: object, name: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise LMStudioUsageError(f"{name} must be a non-empty str, got {value!r}.")
+
 
 class RepositoryNamespace:
     """``client.repository``: search for models and download them; ``lm_link``."""

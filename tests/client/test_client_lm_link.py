@@ -103,3 +103,21 @@ async def test_without_a_device_loads_go_to_the_preferred_one(
     assert placed.info.device_identifier == PEER
     here = await client.llm.load(MODEL, identifier="here", device_identifier=LOCAL)
     assert here.info.device_identifier is None
+
+
+async def test_lm_link_settings_change_what_status_reports(client: lms.LMStudioClient) -> None:
+    await client.repository.lm_link.set_preferred_device(PEER)
+    await client.repository.lm_link.update_device_name("Desk")
+    status = await client.repository.lm_link.status()
+    assert (status.preferred_device_identifier, status.device_name) == (PEER, "Desk")
+    with pytest.raises(lms.LMStudioServerError, match='No LM Link device "nowhere"'):
+        await client.repository.lm_link.set_preferred_device("nowhere")
+    await client.repository.lm_link.set_disabled(True)
+    off = await client.repository.lm_link.status()
+    assert (off.status, off.issues) == ("offline", ["deviceDisabled"])
+    with pytest.raises(lms.LMStudioServerError, match="is not connected"):
+        await client.llm.load(MODEL, device_identifier=PEER)
+    await client.repository.lm_link.set_disabled(False)
+    assert (await client.repository.lm_link.status()).status == "online"
+    with pytest.raises(lms.LMStudioUsageError, match="device_name must be a non-empty str"):
+        await client.repository.lm_link.update_device_name("")
