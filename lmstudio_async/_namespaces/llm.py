@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 import msgspec
 
@@ -85,6 +85,23 @@ def _with_response_format(
 
     fmt = resolve_response_format(response_format)
     return msgspec.structs.replace(config, structured=fmt.structured), fmt
+
+
+_TOOL_CHOICE_AUTO: Final = {"type": "generic", "mode": "auto"}
+
+
+def _check_completion_config(config: PredictionConfig) -> None:
+    """Refuse options a raw completion cannot honour, as the 2.0 TypeScript client does."""
+    if config.raw_tools is not None or config.tool_choice is not None:
+        raise LMStudioUsageError(
+            "complete() continues raw text and cannot call tools: remove raw_tools / "
+            "tool_choice from the config, or use respond() or act()."
+        )
+    if config.reasoning_budget not in (None, False):
+        raise LMStudioUsageError(
+            "complete() does not apply a reasoning_budget (it has no chat template to reason "
+            "in); remove it, or use respond()."
+        )
 
 
 def _check_preset(preset: str | None) -> None:
@@ -262,6 +279,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         prediction_config, fmt = _with_response_format(
             PredictionConfig.from_value(config), response_format
         )
+        _check_completion_config(prediction_config)
         _check_preset(preset)
         fields = prediction_config.to_kv_fields()
         # Preset or server-session stop strings make no sense for raw text: clear them unless
@@ -358,8 +376,16 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         def predict(
             current: Chat, final: bool, callbacks: PredictionCallbacks
         ) -> PredictionStream[str]:
-            value = {"type": "none"} if final else offered
-            fields = [*base_fields, KVField(key="llm.prediction.tools", value=value)]
+            if not final:
+                fields = [*base_fields, KVField(key="llm.prediction.tools", value=offered)]
+                return self._predict(current, fields, preset, callbacks)
+            # The last round offers no tools, so a tool_choice of "required" could not be met:
+            # reset it to "auto" there, as the 2.0 TypeScript client does.
+            fields = [
+                *base_fields,
+                KVField(key="llm.prediction.tools", value={"type": "none"}),
+                KVField(key="llm.prediction.toolChoice", value=_TOOL_CHOICE_AUTO),
+            ]
             return self._predict(current, fields, preset, callbacks)
 
         return await run_act(

@@ -429,3 +429,21 @@ async def test_tool_results_carry_the_tool_name_and_reach_on_tool_call_result(
             },
         ],
     }
+
+
+async def test_the_last_round_resets_a_required_tool_choice(simulator: Simulator) -> None:
+    # The last round offers no tools, so "required" could not be met there.
+    loop_call = ScriptedReply(tool_calls=[ScriptedToolCall(name="add", arguments={"a": 1, "b": 1})])
+    simulator.script(MODEL, loop_call, loop_call)
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        await model.act("Loop", [add], max_prediction_rounds=2, config={"tool_choice": "required"})
+    assert _config_field(simulator, 0, "llm.prediction.toolChoice") == {
+        "type": "generic",
+        "mode": "required",
+    }
+    assert _config_field(simulator, 1, "llm.prediction.tools") == {"type": "none"}
+    assert _config_field(simulator, 1, "llm.prediction.toolChoice") == {
+        "type": "generic",
+        "mode": "auto",
+    }

@@ -106,3 +106,21 @@ async def test_a_thinking_model_told_not_to_think_answers_directly(
     assert thinking.reasoning_content
     assert direct.reasoning_content == ""
     assert direct.content == "You said: Hi"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"tool_choice": "required"}, "cannot call tools"),
+        ({"raw_tools": {"type": "none"}}, "cannot call tools"),
+        ({"reasoning_budget": 128}, "does not apply a reasoning_budget"),
+    ],
+    ids=["tool_choice", "raw_tools", "reasoning_budget"],
+)
+async def test_complete_refuses_options_raw_text_cannot_honour(
+    simulator: Simulator, model: lms.LLM, config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(lms.LMStudioUsageError, match=message):
+        model.complete("Once upon a time", config=config)
+    assert simulator.predictions == []
+    assert (await model.complete("Once", config={"reasoning_budget": False})).content
