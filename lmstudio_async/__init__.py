@@ -22,8 +22,19 @@ from ._errors import (
     LMStudioToolCallError,
     LMStudioUsageError,
 )
-from ._namespaces import LLM, EmbeddingModel, EmbeddingNamespace, LLMNamespace, SystemNamespace
-from ._namespaces.system import LMStudioVersion
+from ._namespaces import (
+    LLM,
+    EmbeddingModel,
+    EmbeddingNamespace,
+    FilesNamespace,
+    LLMNamespace,
+    LMLinkNamespace,
+    ModelSearchResultDownloadOption,
+    ModelSearchResultEntry,
+    RepositoryNamespace,
+    SystemNamespace,
+)
+from ._namespaces.system import LMStudioVersion, ServiceInfo
 from ._prediction import PredictionStream
 from ._timeouts import Timeouts
 from ._version import __version__
@@ -33,6 +44,7 @@ from .types import (
     EmbeddingLoadConfig,
     EmbeddingModelInfo,
     EmbeddingModelInstanceInfo,
+    FileHandle,
     LLMInfo,
     LLMInstanceInfo,
     LLMLoadConfig,
@@ -77,6 +89,8 @@ __all__ = [
     "EmbeddingModelInfo",
     "EmbeddingModelInstanceInfo",
     "EmbeddingNamespace",
+    "FileHandle",
+    "FilesNamespace",
     "GBNFGrammar",
     "GuardDecision",
     "LLM",
@@ -84,6 +98,7 @@ __all__ = [
     "LLMInstanceInfo",
     "LLMLoadConfig",
     "LLMNamespace",
+    "LMLinkNamespace",
     "LMStudioAuthenticationError",
     "LMStudioCancelledError",
     "LMStudioChannelError",
@@ -102,11 +117,15 @@ __all__ = [
     "LMStudioToolCallError",
     "LMStudioUsageError",
     "LMStudioVersion",
+    "ModelSearchResultDownloadOption",
+    "ModelSearchResultEntry",
     "PredictionConfig",
     "PredictionFragment",
     "PredictionResult",
     "PredictionStats",
     "PredictionStream",
+    "RepositoryNamespace",
+    "ServiceInfo",
     "SystemNamespace",
     "Timeouts",
     "Tool",

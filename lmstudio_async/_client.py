@@ -18,7 +18,9 @@ from ._namespaces import (
     LLM,
     EmbeddingModel,
     EmbeddingNamespace,
+    FilesNamespace,
     LLMNamespace,
+    RepositoryNamespace,
     SystemNamespace,
 )
 from ._protocol.auth import resolve_credentials
@@ -124,6 +126,10 @@ class LMStudioClient:
         """Embedding models: ``model()``, ``list_loaded()``, ``embed``."""
         self.system = SystemNamespace(self)
         """Downloaded models and the app version."""
+        self.files = FilesNamespace(self)
+        """Images for vision models: ``prepare_image()``."""
+        self.repository = RepositoryNamespace(self)
+        """Model search and downloads (``search_models()``), and LM Link (``lm_link``)."""
 
     def __repr__(self) -> str:
         where = self._pool.base_url.ws if self._pool.base_url else "auto-discover"

@@ -35,6 +35,14 @@ def _check(definition: str, value: Any) -> None:
 def _strip_newer_fields(value: Any) -> Any:
     """Drop fields the newest protocol added that the older schema rejects."""
     value = copy.deepcopy(value)
+    if not isinstance(value, dict):
+        return value
+    # LM Link (2.0): a device on loads, unloads, estimates and model queries.
+    value.pop("deviceIdentifier", None)
+    for key in ("specifier", "modelSpecifier"):
+        query = (value.get(key) or {}).get("query")
+        if isinstance(query, dict):
+            query.pop("deviceIdentifier", None)
     for message in (value.get("history") or {}).get("messages", []):
         for part in message.get("content", []):
             if part.get("type") == "toolCallResult":
@@ -61,7 +69,10 @@ def check_frame(namespace: str, frame: dict[str, Any], channels: dict[int, str])
     if kind == "rpcCall":
         assert set(frame) <= {"type", "endpoint", "callId", "parameter"}, frame
         if frame["endpoint"] not in _NEWER_ENDPOINTS and "parameter" in frame:
-            _check(f"{namespace}/rpc/{frame['endpoint']}/parameter", frame["parameter"])
+            _check(
+                f"{namespace}/rpc/{frame['endpoint']}/parameter",
+                _strip_newer_fields(frame["parameter"]),
+            )
     elif kind == "channelCreate":
         endpoint = frame["endpoint"]
         channels[frame["channelId"]] = endpoint

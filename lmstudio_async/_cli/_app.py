@@ -13,6 +13,7 @@ from .._errors import LMStudioConnectionError, LMStudioError
 from .._version import __version__
 from ._chat import add_chat_command
 from ._connect import describe_connection_error
+from ._get import add_get_command
 from ._interrupts import EXIT_INTERRUPTED, Interrupts
 from ._models import add_model_commands
 from ._simulate import add_simulate_command
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_chat_command(commands)
     add_model_commands(commands)
+    add_get_command(commands)
     add_simulate_command(commands)
     return parser
 

@@ -36,6 +36,14 @@ def add_chat_command(commands: Any) -> None:
     parser.add_argument("--system", help="system prompt")
     parser.add_argument("--temperature", type=float, help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    parser.add_argument(
+        "--image",
+        action="append",
+        dest="images",
+        default=[],
+        metavar="PATH",
+        help="attach an image to the (first) message; repeat for several (needs a vision model)",
+    )
     add_connection_arguments(parser)
     parser.set_defaults(run=run_chat)
 
@@ -50,9 +58,11 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
     if args.system:
         chat.add_system_prompt(args.system)
     async with connected_client(args) as client:
+        # Uploaded before the model loads, so a path that is not an image fails at once.
+        images = [await client.files.prepare_image(path) for path in args.images]
         model = await _get_model(client.llm, args.model)
         if args.prompt is not None:
-            chat.add_user_message(args.prompt)
+            chat.add_user_message(args.prompt, images=images)
             await _reply(model, chat, config, interrupts)
             return EXIT_INTERRUPTED if interrupts.interrupted else 0
         interactive = sys.stdin.isatty()
@@ -66,7 +76,8 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
                 return 0
             if not line.strip():
                 continue
-            chat.add_user_message(line.rstrip("\n"))
+            chat.add_user_message(line.rstrip("\n"), images=images)
+            images = []  # the images go with the first message only
             result = await _reply(model, chat, config, interrupts)
             if interrupts.interrupted:
                 return EXIT_INTERRUPTED

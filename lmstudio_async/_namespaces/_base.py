@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
 import msgspec
 
 from .._errors import LMStudioProtocolError, LMStudioUsageError
 from .._mux import Connection
+from .._timeouts import operation_timeout
 from ..types.kv import KVConfig, KVField, single_layer_stack
 from ..types.load_config import EmbeddingLoadConfig, LLMLoadConfig
 from ..types.models import EmbeddingModelInstanceInfo, LLMInstanceInfo
+from ..types.resources import EstimatedResourcesUsage, ModelProcessingState
 from ._loading import InfoT, ProgressCallback, check_max_concurrency, drive_load, map_bounded
 
 __all__ = [
@@ -30,9 +33,14 @@ class ConnectionSource(Protocol):
     async def _connection(self, namespace: str) -> Connection: ...
 
 
-def query_specifier(identifier: str | None) -> dict[str, Any]:
-    """A user-given key becomes an identifier query; none means "any loaded model" (§3.2)."""
+def query_specifier(identifier: str | None, device_identifier: str | None = None) -> dict[str, Any]:
+    """A user-given key becomes an identifier query; none means "any loaded model" (§3.2).
+
+    ``device_identifier`` narrows the query to one LM Link device.
+    """
     query: dict[str, Any] = {} if identifier is None else {"identifier": identifier}
+    if device_identifier is not None:
+        query["deviceIdentifier"] = device_identifier
     return {"type": "query", "query": query}
 
 
@@ -153,6 +161,16 @@ class ModelHandle(Generic[InfoT]):
             return LLMLoadConfig.from_kv(kv)
         return EmbeddingLoadConfig.from_kv(kv)
 
+    async def get_processing_state(self) -> ModelProcessingState:
+        """What the instance is doing now: ``status`` (``"idle"``, ``"processingPrompt"``,
+        ``"generating"``, ``"computingEmbedding"``) and ``queued`` requests, the running one
+        included. Raises :class:`LMStudioModelNotFoundError` once the instance is unloaded.
+        """
+        raw = await self._call(
+            "getInstanceProcessingState", {"specifier": self._specifier, "throwIfNotFound": True}
+        )
+        return decode_result(raw, ModelProcessingState, "getInstanceProcessingState")
+
     async def get_context_length(self) -> int:
         """The context length (in tokens) the instance was loaded with."""
         return (await self.get_info()).context_length
@@ -195,7 +213,10 @@ class ModelHandle(Generic[InfoT]):
         # unloadModel only takes an identifier; checking the instance reference first keeps a
         # stale handle from unloading a newer model that took over the identifier.
         await self._call("getModelInfo", {"specifier": self._specifier, "throwIfNotFound": True})
-        await self._call("unloadModel", {"identifier": self.identifier})
+        parameter: dict[str, Any] = {"identifier": self.identifier}
+        if self._info.device_identifier is not None:
+            parameter["deviceIdentifier"] = self._info.device_identifier  # an LM Link device
+        await self._call("unloadModel", parameter)
 
 
 class ModelNamespace(Generic[InfoT]):
@@ -219,10 +240,11 @@ class ModelNamespace(Generic[InfoT]):
         raw = await connection.call("listLoaded")
         return decode_result(raw, list[self._info_type], "listLoaded")  # type: ignore[name-defined]
 
-    async def _any_loaded_info(self) -> InfoT:
+    async def _any_loaded_info(self, device_identifier: str | None) -> InfoT:
         connection = await self._connection()
+        specifier = query_specifier(None, device_identifier)
         raw = await connection.call(
-            "getModelInfo", {"specifier": query_specifier(None), "throwIfNotFound": True}
+            "getModelInfo", {"specifier": specifier, "throwIfNotFound": True}
         )
         info: InfoT = decode_result(raw, self._info_type, "getModelInfo")
         return info
@@ -233,17 +255,23 @@ class ModelNamespace(Generic[InfoT]):
         ttl: float | None,
         config: object,
         on_load_progress: ProgressCallback | None,
+        device_identifier: str | None = None,
     ) -> InfoT:
         """What ``model()`` resolves: the instance under a key (loaded if needed), or any."""
+        device = _check_device(device_identifier)
         if model_key is None:
             if ttl is not None or config is not None or on_load_progress is not None:
                 raise LMStudioUsageError(
                     "ttl, config and on_load_progress apply only when a model key is given: "
                     f"client.{self._name}.model('model-key', ...)."
                 )
-            return await self._any_loaded_info()
+            return await self._any_loaded_info(device)
         return await self._get_or_load_info(
-            model_key, ttl=ttl, config=config, on_load_progress=on_load_progress
+            model_key,
+            ttl=ttl,
+            config=config,
+            on_load_progress=on_load_progress,
+            device_identifier=device,
         )
 
     def _load_fields(self, config: object) -> list[KVField]:
@@ -256,12 +284,15 @@ class ModelNamespace(Generic[InfoT]):
         ttl: float | None,
         config: object,
         on_load_progress: ProgressCallback | None,
+        device_identifier: str | None = None,
     ) -> InfoT:
         _check_identifier(model_key, "The model key")
         parameter: dict[str, Any] = {
             "identifier": model_key,
             "loadConfigStack": single_layer_stack(self._load_fields(config)),
         }
+        if device_identifier is not None:
+            parameter["deviceIdentifier"] = device_identifier
         if ttl is not None:
             parameter["loadTtlMs"] = _ttl_ms(ttl)
         connection = await self._connection()
@@ -282,6 +313,7 @@ class ModelNamespace(Generic[InfoT]):
         ttl: float | None,
         config: object,
         on_progress: ProgressCallback | None,
+        device_identifier: str | None = None,
     ) -> InfoT:
         _check_identifier(model_key, "The model key")
         parameter: dict[str, Any] = {
@@ -290,6 +322,8 @@ class ModelNamespace(Generic[InfoT]):
         }
         if identifier is not None:
             parameter["identifier"] = _check_identifier(identifier, "The identifier")
+        if device_identifier is not None:
+            parameter["deviceIdentifier"] = _check_device(device_identifier)
         if ttl is not None:
             parameter["ttlMs"] = _ttl_ms(ttl)
         connection = await self._connection()
@@ -302,14 +336,56 @@ class ModelNamespace(Generic[InfoT]):
             on_progress=on_progress,
         )
 
-    async def unload(self, identifier: str) -> None:
+    async def estimate_resources_usage(
+        self,
+        model_key: str,
+        *,
+        config: LLMLoadConfig | EmbeddingLoadConfig | Mapping[str, Any] | None = None,
+        device_identifier: str | None = None,
+        timeout: float | None = None,
+    ) -> EstimatedResourcesUsage:
+        """LM Studio's estimate of the memory loading ``model_key`` with ``config`` would take.
+
+        ``config`` is a load config (typed or dict) as for ``load()``; setting the context
+        length or GPU options by hand estimates that exact setup instead of LM Studio's
+        automatic fit. The result gives bytes for the weights, the context and both, on the GPU
+        and in total, the estimate's confidence, and ``passes_guardrails``: whether LM Studio's
+        loading guardrails would allow the load. Nothing is loaded. Raises
+        :class:`LMStudioModelNotFoundError` for a key that is not downloaded.
+        ``device_identifier`` estimates for that LM Link device instead of the default one.
+        ``timeout`` (seconds) replaces ``Timeouts.rpc``.
+        """
+        _check_identifier(model_key, "The model key")
+        parameter: dict[str, Any] = {
+            "modelKey": model_key,
+            "loadConfigStack": single_layer_stack(self._load_fields(config)),
+        }
+        if device_identifier is not None:
+            parameter["deviceIdentifier"] = _check_device(device_identifier)
+        async with operation_timeout(timeout, f"client.{self._name}.estimate_resources_usage()"):
+            connection = await self._connection()
+            raw = await connection.call("estimateModelUsage", parameter)
+        return decode_result(raw, EstimatedResourcesUsage, "estimateModelUsage")
+
+    async def unload(self, identifier: str, *, device_identifier: str | None = None) -> None:
         """Unload the instance loaded under ``identifier``.
 
+        ``device_identifier`` names the LM Link device it runs on (from
+        ``client.repository.lm_link.status()``); by default LM Studio looks on its own.
         Raises :class:`LMStudioModelNotFoundError` if no model of this kind is loaded under it.
         """
         _check_identifier(identifier, "The identifier")
+        parameter: dict[str, Any] = {"identifier": identifier}
+        if device_identifier is not None:
+            parameter["deviceIdentifier"] = _check_device(device_identifier)
         connection = await self._connection()
-        await connection.call("unloadModel", {"identifier": identifier})
+        await connection.call("unloadModel", parameter)
+
+
+def _check_device(device_identifier: object) -> str | None:
+    if device_identifier is None:
+        return None
+    return _check_identifier(device_identifier, "device_identifier (an LM Link device)")
 
 
 def _ttl_ms(ttl: float) -> int:

@@ -91,6 +91,7 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
         ttl: float | None = None,
         config: EmbeddingLoadConfig | Mapping[str, Any] | None = None,
         on_load_progress: ProgressCallback | None = None,
+        device_identifier: str | None = None,
         timeout: float | None = None,
     ) -> EmbeddingModel:
         """A handle to a loaded embedding model.
@@ -98,11 +99,15 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
         With a key: the model loaded under that identifier, loading it first if needed
         (``ttl`` seconds of idleness before LM Studio unloads it, load ``config``,
         ``on_load_progress`` from 0.0 to 1.0). Without: any embedding model that is loaded.
-        ``timeout`` (seconds) bounds the whole call; when it passes, a load in progress is
-        cancelled and :class:`LMStudioTimeoutError` is raised.
+        ``device_identifier`` picks the LM Link device (see
+        ``client.repository.lm_link.status()``) to look for, or load, the model on; by default
+        LM Studio chooses. ``timeout`` (seconds) bounds the whole call; when it passes, a load in
+        progress is cancelled and :class:`LMStudioTimeoutError` is raised.
         """
         async with operation_timeout(timeout, "client.embedding.model()"):
-            info = await self._model_info(model_key, ttl, config, on_load_progress)
+            info = await self._model_info(
+                model_key, ttl, config, on_load_progress, device_identifier
+            )
         return EmbeddingModel(self._source, info)
 
     async def load(
@@ -113,13 +118,15 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
         ttl: float | None = None,
         config: EmbeddingLoadConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
+        device_identifier: str | None = None,
     ) -> EmbeddingModel:
         """Load a new instance of a downloaded embedding model and return its handle.
 
         ``identifier`` names the instance (it must not be in use; by default LM Studio derives
         one from the key), ``ttl`` is the idle time in seconds before LM Studio unloads it,
         ``config`` the load options, ``on_progress`` gets floats rising to 1.0. Cancelling the
-        awaiting task cancels the load in LM Studio.
+        awaiting task cancels the load in LM Studio. ``device_identifier`` is the LM Link
+        device to load it on.
         """
         info = await self._load_info(
             model_key,
@@ -127,6 +134,7 @@ class EmbeddingNamespace(ModelNamespace[EmbeddingModelInstanceInfo]):
             ttl=ttl,
             config=config,
             on_progress=on_progress,
+            device_identifier=device_identifier,
         )
         return EmbeddingModel(self._source, info)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 import msgspec
 
@@ -16,7 +16,7 @@ from .._prediction._callbacks import (
     callbacks_from_kwargs,
 )
 from .._timeouts import check_timeout, operation_timeout
-from ..types.chat import Chat, ChatMessage
+from ..types.chat import Chat, ChatMessage, ToolCallResultPart
 from ..types.config import PredictionConfig, StructuredOutput
 from ..types.kv import KVConfig, KVConfigLayer, KVConfigStack, KVField, single_layer_stack
 from ..types.load_config import LLMLoadConfig
@@ -87,6 +87,23 @@ def _with_response_format(
     return msgspec.structs.replace(config, structured=fmt.structured), fmt
 
 
+_TOOL_CHOICE_AUTO: Final = {"type": "generic", "mode": "auto"}
+
+
+def _check_completion_config(config: PredictionConfig) -> None:
+    """Refuse options a raw completion cannot honour, as the 2.0 TypeScript client does."""
+    if config.raw_tools is not None or config.tool_choice is not None:
+        raise LMStudioUsageError(
+            "complete() continues raw text and cannot call tools: remove raw_tools / "
+            "tool_choice from the config, or use respond() or act()."
+        )
+    if config.reasoning_budget not in (None, False):
+        raise LMStudioUsageError(
+            "complete() does not apply a reasoning_budget (it has no chat template to reason "
+            "in); remove it, or use respond()."
+        )
+
+
 def _check_preset(preset: str | None) -> None:
     if preset is not None and (not isinstance(preset, str) or not preset):
         raise LMStudioUsageError(f"preset must be a non-empty preset name, got {preset!r}.")
@@ -152,8 +169,10 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         fragments, ``await`` it (or ``await prediction.result()``) for the result.
 
         Callbacks (plain or coroutine functions, called in the consuming task, in protocol
-        order): ``on_prompt_processing_progress(progress)`` from 0.0 to 1.0,
-        ``on_first_token()``, ``on_prediction_fragment(fragment)``, and the tool-call events
+        order): ``on_prompt_processing_progress(progress)`` from 0.0 to 1.0 (a callback taking
+        two arguments also gets the :class:`PromptProcessingDetails`: cached, processed and
+        total prompt tokens), ``on_first_token()``, ``on_prediction_fragment(fragment)``, and
+        the tool-call events
         ``on_tool_call_request_start(call_index, tool_call_id)``, ``..._name_received(call_index,
         name)``, ``..._argument_fragment(call_index, text)``, ``..._end(call_index, request)``,
         ``..._failure(call_index, error)``.
@@ -260,6 +279,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         prediction_config, fmt = _with_response_format(
             PredictionConfig.from_value(config), response_format
         )
+        _check_completion_config(prediction_config)
         _check_preset(preset)
         fields = prediction_config.to_kv_fields()
         # Preset or server-session stop strings make no sense for raw text: clear them unless
@@ -305,6 +325,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         on_round_end: Callable[[int], MaybeAwaitable] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment, int], MaybeAwaitable] | None = None,
         on_prediction_completed: Callable[[ActRound], MaybeAwaitable] | None = None,
+        on_tool_call_result: Callable[[int, int, ToolCallResultPart], MaybeAwaitable] | None = None,
         config: ConfigLike = None,
         preset: str | None = None,
     ) -> ActResult:
@@ -322,7 +343,10 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         tools that raise go to ``handle_invalid_tool_request(error, request)``; by default the
         model is told the error as the tool result. Callbacks: ``on_message`` for each message
         added, ``on_round_start`` / ``on_round_end`` with the round index,
-        ``on_prediction_fragment(fragment, round_index)``, ``on_prediction_completed(round)``.
+        ``on_prediction_fragment(fragment, round_index)``, ``on_prediction_completed(round)``,
+        ``on_tool_call_result(round_index, call_index, result)`` for each tool result (a
+        :class:`ToolCallResultPart` with ``name``, ``tool_call_id`` and the JSON ``content``)
+        before it goes back to the model, whether the call succeeded, failed or was denied.
 
         Cancelling the awaiting task cancels the running prediction in LM Studio and every
         running tool.
@@ -352,8 +376,16 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         def predict(
             current: Chat, final: bool, callbacks: PredictionCallbacks
         ) -> PredictionStream[str]:
-            value = {"type": "none"} if final else offered
-            fields = [*base_fields, KVField(key="llm.prediction.tools", value=value)]
+            if not final:
+                fields = [*base_fields, KVField(key="llm.prediction.tools", value=offered)]
+                return self._predict(current, fields, preset, callbacks)
+            # The last round offers no tools, so a tool_choice of "required" could not be met:
+            # reset it to "auto" there, as the 2.0 TypeScript client does.
+            fields = [
+                *base_fields,
+                KVField(key="llm.prediction.tools", value={"type": "none"}),
+                KVField(key="llm.prediction.toolChoice", value=_TOOL_CHOICE_AUTO),
+            ]
             return self._predict(current, fields, preset, callbacks)
 
         return await run_act(
@@ -370,6 +402,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
                 on_round_end=on_round_end,
                 on_prediction_fragment=on_prediction_fragment,
                 on_prediction_completed=on_prediction_completed,
+                on_tool_call_result=on_tool_call_result,
             ),
         )
 
@@ -378,6 +411,15 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         return await connection.open_prediction_channel(endpoint, parameter)
 
     # -- model management (LLM-only part; the shared methods live on ModelHandle) -------------
+
+    async def get_base_prediction_config(self) -> PredictionConfig:
+        """The prediction config this instance starts from before a request's own ``config``.
+
+        It is what LM Studio has set for the model (its per-model defaults and the server's
+        session settings), typed; keys this client has no typed option for are ignored.
+        """
+        raw = await self._call("getBasePredictionConfig", {"specifier": self._specifier})
+        return PredictionConfig.from_kv(decode_result(raw, KVConfig, "getBasePredictionConfig"))
 
     async def apply_prompt_template(
         self, history: HistoryLike, *, config: ConfigLike = None
@@ -415,6 +457,7 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         ttl: float | None = None,
         config: LLMLoadConfig | Mapping[str, Any] | None = None,
         on_load_progress: ProgressCallback | None = None,
+        device_identifier: str | None = None,
         timeout: float | None = None,
     ) -> LLM:
         """A handle to a loaded LLM.
@@ -422,11 +465,15 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         With a key: the model loaded under that identifier, loading it first if needed
         (``ttl`` seconds of idleness before LM Studio unloads it, load ``config``,
         ``on_load_progress`` from 0.0 to 1.0). Without: any model that is loaded.
-        ``timeout`` (seconds) bounds the whole call; when it passes, a load in progress is
-        cancelled and :class:`LMStudioTimeoutError` is raised.
+        ``device_identifier`` picks the LM Link device (see
+        ``client.repository.lm_link.status()``) to look for, or load, the model on; by default
+        LM Studio chooses. ``timeout`` (seconds) bounds the whole call; when it passes, a load in
+        progress is cancelled and :class:`LMStudioTimeoutError` is raised.
         """
         async with operation_timeout(timeout, "client.llm.model()"):
-            info = await self._model_info(model_key, ttl, config, on_load_progress)
+            info = await self._model_info(
+                model_key, ttl, config, on_load_progress, device_identifier
+            )
         return LLM(self._source, info)
 
     async def list_loaded(
@@ -450,13 +497,15 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
         ttl: float | None = None,
         config: LLMLoadConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
+        device_identifier: str | None = None,
     ) -> LLM:
         """Load a new instance of a downloaded LLM and return its handle.
 
         ``identifier`` names the instance (it must not be in use; by default LM Studio derives
         one from the key), ``ttl`` is the idle time in seconds before LM Studio unloads it,
         ``config`` the load options (e.g. ``{"context_length": 8192}``), ``on_progress`` gets
-        floats rising to 1.0. Cancelling the awaiting task cancels the load in LM Studio.
+        floats rising to 1.0, ``device_identifier`` the LM Link device to load it on.
+        Cancelling the awaiting task cancels the load in LM Studio.
         """
         info = await self._load_info(
             model_key,
@@ -464,5 +513,6 @@ class LLMNamespace(ModelNamespace[LLMInstanceInfo]):
             ttl=ttl,
             config=config,
             on_progress=on_progress,
+            device_identifier=device_identifier,
         )
         return LLM(self._source, info)

@@ -31,7 +31,7 @@ from .._protocol.packets import (
     decode_packet,
     predict_packets,
 )
-from ..types.prediction import PredictionFragment, PredictionResult
+from ..types.prediction import PredictionFragment, PredictionResult, PromptProcessingDetails
 from ._accumulator import PredictionAccumulator
 from ._callbacks import PredictionCallbacks, invoke
 
@@ -412,7 +412,7 @@ class PredictionStream(Generic[T]):
             return None
         if kind is PromptProcessingProgress:
             assert isinstance(packet, PromptProcessingProgress)
-            await self._report_progress(packet.progress)
+            await self._report_progress(packet.progress, packet.details)
             return None
         await self._handle_tool_event(packet)
         return None
@@ -426,14 +426,19 @@ class PredictionStream(Generic[T]):
         if callbacks.on_prediction_fragment is not None:
             await invoke(callbacks.on_prediction_fragment, fragment)
 
-    async def _report_progress(self, progress: float) -> None:
+    async def _report_progress(
+        self, progress: float, details: PromptProcessingDetails | None = None
+    ) -> None:
         progress = min(max(progress, 0.0), 1.0)
         if progress < self._progress_seen:
             return  # never report progress going backwards
         self._progress_seen = progress
         callback = self._callbacks.on_prompt_processing_progress
         if callback is not None:
-            await invoke(callback, progress)
+            if self._callbacks.progress_takes_details:
+                await invoke(callback, progress, details)
+            else:
+                await invoke(callback, progress)
 
     async def _complete_progress(self) -> None:
         # Older servers omit the final 1.0; the callback's contract is that it ends at 1.0.

@@ -151,6 +151,7 @@ class ActCallbacks:
     on_round_end: Callable[[int], MaybeAwaitable] | None = None
     on_prediction_fragment: Callable[[PredictionFragment, int], MaybeAwaitable] | None = None
     on_prediction_completed: Callable[[ActRound], MaybeAwaitable] | None = None
+    on_tool_call_result: Callable[[int, int, ToolCallResultPart], MaybeAwaitable] | None = None
 
 
 # predict(chat, final_round, prediction_callbacks) -> a prediction over ``chat``; on the final
@@ -257,17 +258,17 @@ async def run_act(
         outcomes: list[ToolCallOutcome] = []
         if requests:
             outcomes = await runner.run(requests)
-            await add(
-                ChatMessage(
-                    role="tool",
-                    content=[
-                        ToolCallResultPart(
-                            content=o.content, tool_call_id=o.request.id, name=o.request.name
-                        )
-                        for o in outcomes
-                    ],
+            results = [
+                ToolCallResultPart(
+                    content=o.content, tool_call_id=o.request.id, name=o.request.name
                 )
-            )
+                for o in outcomes
+            ]
+            if callbacks.on_tool_call_result is not None:
+                # Every result the model will see: successes, errors, denials, invalid calls.
+                for call_index, result_part in enumerate(results):
+                    await invoke(callbacks.on_tool_call_result, index, call_index, result_part)
+            await add(ChatMessage(role="tool", content=list(results)))
         this_round = ActRound(index, result, outcomes, collected.failures, unexecuted)
         rounds.append(this_round)
         if callbacks.on_prediction_completed is not None:

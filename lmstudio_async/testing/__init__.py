@@ -1,10 +1,11 @@
 """A protocol-faithful LM Studio simulator for tests, demos and benchmarks.
 
 ``Simulator`` serves the LM Studio SDK websocket protocol (namespaces ``/llm``,
-``/embedding``, ``/system``, ``/files``, ``/repository`` plus ``GET /lmstudio-greeting``) on a
-loopback port. It is an independent implementation of the *server* side: it imports nothing
-from the rest of ``lmstudio_async``, so client bugs cannot hide in shared code. The official
-``lmstudio`` SDK runs against it unmodified.
+``/embedding``, ``/system``, ``/files``, ``/repository``, ``/runtime``, ``/plugins`` plus
+``GET /lmstudio-greeting``) on a loopback port. It is an independent implementation of the
+*server* side: it imports nothing from the rest of ``lmstudio_async``, so client bugs cannot
+hide in shared code. The official ``lmstudio`` SDK and ``@lmstudio/sdk`` 2.0.0 run against it
+unmodified.
 
 Models are deterministic: ``default_reply`` and ``default_completion`` say what they answer,
 ``ScriptedReply`` queues exact replies (text, reasoning, tool calls, errors, pacing) and
@@ -19,12 +20,17 @@ Run standalone with ``python -m lmstudio_async.testing --port 1234``.
 
 from ._catalog import ModelSpec, default_catalog
 from ._faults import Faults
+from ._hub import DownloadableModel, DownloadRecord, Hub, LinkedDevice
 from ._models import default_completion, default_reply
 from ._scripting import PredictionRecord, ScriptedReply, ScriptedToolCall
 from ._server import Simulator, serve
 
 __all__ = [
+    "DownloadRecord",
+    "DownloadableModel",
     "Faults",
+    "Hub",
+    "LinkedDevice",
     "ModelSpec",
     "PredictionRecord",
     "ScriptedReply",

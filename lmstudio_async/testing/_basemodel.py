@@ -4,13 +4,17 @@ tokenization. Each builder takes the domain so one implementation serves both na
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _envelope as env
 from . import _models
 from ._catalog import Instance, ModelSpec, ModelType
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
 from ._envelope import InvalidParameter, SimulatorError
+from ._resources import estimate_model_usage
+
+if TYPE_CHECKING:
+    from ._state import ServerState
 
 __all__ = ["base_model_namespace", "default_prediction_fields"]
 
@@ -51,6 +55,21 @@ class _LoadRequest:
     identifier: str | None
     ttl_ms: int | None
     load_fields: list[dict[str, Any]]
+    device_identifier: str | None = None
+
+
+def _requested_device(param: dict[str, Any]) -> str | None:
+    env.optional_nullable_str(param, "deviceIdentifier")
+    device: str | None = param.get("deviceIdentifier")
+    return device
+
+
+def _placement(state: ServerState, requested: str | None) -> str | None:
+    """The LM Link device a load runs on (None: this machine), or LM Studio's error."""
+    try:
+        return state.hub.placement(requested)
+    except LookupError as exc:
+        raise SimulatorError(env.serialized_error(str(exc))) from None
 
 
 def _load_fields(param: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,18 +122,26 @@ class _BaseModelEndpoints:
             if throw:
                 raise
             return MISSING
-        busy = any(
+        # `queued` counts the running request too, as LM Studio reports it.
+        running = sum(
             r.status == "running" and r.model_identifier == instance.identifier
             for r in conn.state.predictions
         )
-        return {"status": "generating" if busy else "idle", "queued": 0}
+        return {"status": "generating" if running else "idle", "queued": running}
 
     async def unload_model(self, conn: Connection, param: Any) -> Any:
         param = env.require_object(param, "parameter")
         identifier = env.require_str(param, "identifier")
-        env.optional_nullable_str(param, "deviceIdentifier")
+        device = _requested_device(param)
         instance = conn.state.by_identifier(identifier)
-        if instance is None or instance.spec.type != self.domain:
+        if (
+            instance is None
+            or instance.spec.type != self.domain
+            or (
+                device is not None
+                and not conn.state.hub.on_device(instance.device_identifier, device)
+            )
+        ):
             raise conn.state.identifier_not_found(identifier, self.domain)
         conn.state.instances.remove(instance)
         return MISSING
@@ -137,16 +164,16 @@ class _BaseModelEndpoints:
         param = env.require_object(param, "creationParameter")
         key = env.require_str(param, "modelKey")
         identifier = env.optional_str(param, "identifier")
-        env.optional_nullable_str(param, "deviceIdentifier")
+        device = _requested_device(param)
         ttl = env.optional_positive_int(param, "ttlMs")
-        return _LoadRequest(key, identifier, ttl, _load_fields(param))
+        return _LoadRequest(key, identifier, ttl, _load_fields(param), device)
 
     def validate_get_or_load(self, param: Any) -> _LoadRequest:
         param = env.require_object(param, "creationParameter")
         identifier = env.require_str(param, "identifier")
-        env.optional_nullable_str(param, "deviceIdentifier")
+        device = _requested_device(param)
         ttl = env.optional_positive_int(param, "loadTtlMs")
-        return _LoadRequest(identifier, None, ttl, _load_fields(param))
+        return _LoadRequest(identifier, None, ttl, _load_fields(param), device)
 
     def _spec_for(self, ctx: ChannelContext, key: str) -> ModelSpec:
         spec = ctx.state.find_spec(key)
@@ -163,6 +190,7 @@ class _BaseModelEndpoints:
         identifier: str,
         request: _LoadRequest,
         progress_type: str,
+        device: str | None,
     ) -> Instance:
         step = ctx.state.load_duration / _LOAD_STEPS
         for n in range(1, _LOAD_STEPS + 1):
@@ -186,20 +214,25 @@ class _BaseModelEndpoints:
             ttl_ms=request.ttl_ms,
             context_length=context_length,
             load_fields=request.load_fields,
+            device_identifier=device,
         )
 
     async def run_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
         spec = self._spec_for(ctx, request.key)
+        device = _placement(ctx.state, request.device_identifier)
         if request.identifier is not None and ctx.state.by_identifier(request.identifier):
             raise _identifier_taken(request.identifier)
         identifier = request.identifier or ctx.state.default_identifier(spec)
         await ctx.send({"type": "resolved", "info": spec.info()})
-        instance = await self._simulate_load(ctx, spec, identifier, request, "progress")
+        instance = await self._simulate_load(ctx, spec, identifier, request, "progress", device)
         await ctx.send({"type": "success", "info": instance.info()})
 
     async def run_get_or_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
+        device = _placement(ctx.state, request.device_identifier)
         existing = ctx.state.by_identifier(request.key)
-        if existing is not None:
+        if existing is not None and (
+            request.device_identifier is None or existing.device_identifier == device
+        ):
             if existing.spec.type != self.domain:
                 raise ctx.state.domain_mismatch(existing.spec, self.domain)
             await ctx.send({"type": "alreadyLoaded", "info": existing.info()})
@@ -207,7 +240,7 @@ class _BaseModelEndpoints:
         spec = self._spec_for(ctx, request.key)
         identifier = ctx.state.default_identifier(spec)
         await ctx.send({"type": "startLoading", "identifier": identifier, "info": spec.info()})
-        instance = await self._simulate_load(ctx, spec, identifier, request, "loadProgress")
+        instance = await self._simulate_load(ctx, spec, identifier, request, "loadProgress", device)
         await ctx.send({"type": "loadSuccess", "info": instance.info()})
 
 
@@ -233,6 +266,7 @@ def base_model_namespace(domain: ModelType) -> Namespace:
             "unloadModel": e.unload_model,
             "tokenize": e.tokenize,
             "countTokens": e.count_tokens,
+            "estimateModelUsage": estimate_model_usage(domain),
         },
         channels={
             "loadModel": ChannelEndpoint(e.validate_load, e.run_load),

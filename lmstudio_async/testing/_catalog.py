@@ -89,6 +89,7 @@ class Instance:
     ttl_ms: int | None = None
     load_fields: list[dict[str, Any]] = field(default_factory=list)
     last_used_time: float | None = None
+    device_identifier: str | None = None  # an LM Link peer; None = this machine
 
     def touch(self) -> None:
         """Record use, as LM Studio does for TTL bookkeeping."""
@@ -99,6 +100,7 @@ class Instance:
         info = self.spec.info()
         info["identifier"] = self.identifier
         info["instanceReference"] = self.instance_reference
+        info["deviceIdentifier"] = self.device_identifier
         info["ttlMs"] = self.ttl_ms
         info["lastUsedTime"] = None if self.last_used_time is None else int(self.last_used_time)
         info["contextLength"] = self.context_length

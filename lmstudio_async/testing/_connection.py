@@ -49,10 +49,15 @@ class ChannelEndpoint:
 
 @dataclass
 class Namespace:
-    """The endpoints one namespace path serves."""
+    """The endpoints one namespace path serves.
+
+    ``unsupported``: answer requests to any other endpoint with an error carrying this title
+    (a namespace the simulator only stubs) instead of the app's unknown-endpoint warning.
+    """
 
     rpcs: dict[str, RpcHandler] = field(default_factory=dict)
     channels: dict[str, ChannelEndpoint] = field(default_factory=dict)
+    unsupported: str | None = None
 
 
 class ChannelContext:
@@ -203,6 +208,10 @@ class Connection:
             _log.warning("simulator dropped an invalid rpcCall envelope")
             return
         handler = self.namespace.rpcs.get(endpoint)
+        if handler is None and self.namespace.unsupported is not None:
+            error = env.serialized_error(self.namespace.unsupported, cause=f"Endpoint {endpoint}")
+            await self.send(env.rpc_error(call_id, error))
+            return
         if handler is None:
             await self.warn(
                 "rpcEndpointUnknown",
@@ -237,6 +246,10 @@ class Connection:
             _log.warning("simulator dropped an invalid channelCreate envelope")
             return
         spec = self.namespace.channels.get(endpoint)
+        if spec is None and self.namespace.unsupported is not None:
+            error = env.serialized_error(self.namespace.unsupported, cause=f"Endpoint {endpoint}")
+            await self.send(env.channel_error(channel_id, error))
+            return
         if spec is None:
             await self.warn(
                 "channelEndpointUnknown",

@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 
 from . import _envelope as env
-from . import _firehose, _models
+from . import _firehose, _logprobs, _models, _vision
 from ._basemodel import base_model_namespace, default_prediction_fields
 from ._catalog import Instance
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
@@ -144,6 +144,7 @@ def _plan(
     config: dict[str, Any],
     script: ScriptedReply | None,
     completion_prompt: str | None,
+    files: Sequence[_vision.ReceivedFile] = (),
 ) -> _Plan:
     structured = config.get("llm.prediction.structured") or {}
     is_json = structured.get("type") == "json" and "jsonSchema" in structured
@@ -156,6 +157,8 @@ def _plan(
             content = _models.default_completion(completion_prompt)
         elif is_json:
             content = json.dumps(_models.instance_for_schema(structured["jsonSchema"]))
+        elif files:
+            content = _vision.describe_images(list(files), req.history or {})
         else:
             content = _models.default_reply(req.history or {})
         reasoning = None
@@ -224,6 +227,7 @@ class _Prediction:
         self.config = config
         self.tokens = 0
         self.first_token_at: float | None = None
+        self.candidates = _logprobs.requested_candidates(config)
 
     async def _fault_point(self, sent: int) -> bool:
         """Apply faults due after ``sent`` fragments; True if a stall ended in a cancel."""
@@ -287,7 +291,11 @@ class _Prediction:
             if index and interval and await ctx.wait_cancel(interval):
                 stopped = True
                 break
-            await ctx.send(fragment.packet())
+            packet = fragment.packet()
+            if self.candidates is not None:
+                tokens = _logprobs.token_entries(fragment.content, self.candidates)
+                packet["fragment"]["tokens"] = tokens
+            await ctx.send(packet)
             await anyio.lowlevel.checkpoint()  # let a cancel arriving mid-stream be seen
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
@@ -424,11 +432,13 @@ async def _run_prediction(
         if req.preset is not None:
             raise _preset_not_found(req.preset)
         config = env.flatten_stack(req.stack)
+        uploads = state.files.get(ctx.conn.client_identifier, {})
+        files = _vision.received_files(uploads, instance, req.history or {})
         script = state.script_for(instance)
         if script is not None and script.error is not None:
             raise SimulatorError(script.error)
         faults = script.faults if script is not None and script.faults else state.faults
-        plan = _plan(instance, req, config, script, completion_prompt)
+        plan = _plan(instance, req, config, script, completion_prompt, files)
         if script is not None and script.prompt_tokens is not None:
             prompt_tokens = script.prompt_tokens
         elif completion_prompt is not None:

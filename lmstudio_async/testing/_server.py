@@ -27,10 +27,13 @@ from ._catalog import ModelSpec, default_catalog
 from ._connection import Connection, Namespace
 from ._embedding import embedding_namespace
 from ._faults import Faults
+from ._hub import Hub
 from ._llm import llm_namespace
+from ._repository import repository_namespace
+from ._runtime import plugins_namespace, runtime_namespace
 from ._scripting import PredictionRecord, ScriptedReply
 from ._state import ServerState
-from ._system import files_namespace, repository_namespace, system_namespace
+from ._system import files_namespace, system_namespace
 
 __all__ = ["Simulator", "serve"]
 
@@ -44,6 +47,8 @@ _NAMESPACES: dict[str, Callable[[], Namespace]] = {
     "system": system_namespace,
     "files": files_namespace,
     "repository": repository_namespace,
+    "runtime": runtime_namespace,
+    "plugins": plugins_namespace,
 }
 
 Frame = tuple[str, str, dict[str, Any]]
@@ -182,6 +187,12 @@ class Simulator:
     @faults.setter
     def faults(self, value: Faults) -> None:
         self._state.faults = value
+
+    @property
+    def hub(self) -> Hub:
+        """What ``/repository`` serves: downloadable models (``hub.models``), download pacing
+        (``hub.download_seconds``) and records (``hub.downloads``), LM Link ``hub.devices``."""
+        return self._state.hub
 
     @property
     def predictions(self) -> list[PredictionRecord]:

@@ -14,6 +14,7 @@ from typing import Any
 from ._catalog import Instance, ModelSpec, ModelType
 from ._envelope import SimulatorError, serialized_error
 from ._faults import Faults
+from ._hub import Hub
 from ._scripting import PredictionRecord, ScriptedReply
 
 __all__ = ["ServerState"]
@@ -42,6 +43,7 @@ class ServerState:
         self.version = version
         self.build = build
         self.files: dict[str, dict[str, dict[str, Any]]] = {}
+        self.hub = Hub()
         self._references = itertools.count(1)
         self._tool_call_ids = itertools.count(1)
         for key in loaded:
@@ -86,6 +88,7 @@ class ServerState:
         ttl_ms: int | None = None,
         context_length: int | None = None,
         load_fields: list[dict[str, Any]] | None = None,
+        device_identifier: str | None = None,
     ) -> Instance:
         instance = Instance(
             spec=spec,
@@ -94,6 +97,7 @@ class ServerState:
             context_length=context_length or spec.default_context_length,
             ttl_ms=ttl_ms,
             load_fields=list(load_fields or []),
+            device_identifier=device_identifier,
         )
         self.instances.append(instance)
         return instance
@@ -156,6 +160,10 @@ class ServerState:
             if query["path"] != path and not path.startswith(query["path"] + "/"):
                 return False
         if "vision" in query and instance.spec.vision != query["vision"]:
+            return False
+        if "deviceIdentifier" in query and not self.hub.on_device(
+            instance.device_identifier, query["deviceIdentifier"]
+        ):
             return False
         return not ("domain" in query and instance.spec.type != query["domain"])
 

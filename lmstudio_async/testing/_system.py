@@ -1,7 +1,7 @@
 """The ``system``, ``files`` and ``repository`` namespaces (PROTOCOL.md §4.2-§4.4).
 
 Only what SDK clients touch: listing, version/info, the ``alive`` channel, temp-file upload.
-``repository`` accepts connections but serves no endpoints (hub/download is out of scope).
+``repository`` lives in :mod:`._repository`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from . import _envelope as env
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
 from ._envelope import InvalidParameter
 
-__all__ = ["files_namespace", "repository_namespace", "system_namespace"]
+__all__ = ["files_namespace", "system_namespace"]
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
@@ -114,8 +114,3 @@ async def _upload_file(conn: Connection, param: Any) -> Any:
 def files_namespace() -> Namespace:
     """``/files``: temporary file upload only."""
     return Namespace(rpcs={"uploadFileBase64": _upload_file})
-
-
-def repository_namespace() -> Namespace:
-    """``/repository``: accepted so eager clients can connect; no endpoints."""
-    return Namespace()

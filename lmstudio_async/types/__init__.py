@@ -22,6 +22,7 @@ from .config import (
     ToolChoice,
     ToolNaming,
 )
+from .files import FileHandle
 from .kv import KVConfig, KVConfigLayer, KVConfigStack, KVField, LayerName, single_layer_stack
 from .load_config import (
     EmbeddingLoadConfig,
@@ -41,24 +42,47 @@ from .models import (
     Quantization,
 )
 from .prediction import (
+    CandidateToken,
     PredictionFragment,
     PredictionResult,
     PredictionStats,
+    PredictionToken,
     PromptProcessingDetails,
     ReasoningType,
     StopReason,
 )
+from .repository import (
+    DownloadProgress,
+    FitEstimation,
+    LMLinkDevice,
+    LMLinkLastError,
+    LMLinkPeer,
+    LMLinkStatus,
+    ModelSearchResultIdentifier,
+)
+from .resources import (
+    EstimatedModelMemoryUsage,
+    EstimatedResourcesUsage,
+    ModelProcessingState,
+    ModelProcessingStatus,
+)
 
 __all__ = [
+    "CandidateToken",
     "Chat",
     "ChatHistoryData",
     "ChatMessage",
     "ContextOverflowPolicy",
+    "DownloadProgress",
     "EmbeddingLoadConfig",
     "EmbeddingModelInfo",
     "EmbeddingModelInstanceInfo",
+    "EstimatedModelMemoryUsage",
+    "EstimatedResourcesUsage",
+    "FileHandle",
     "FilePart",
     "FileType",
+    "FitEstimation",
     "GPUSetting",
     "GPUSplitStrategy",
     "HasContent",
@@ -69,16 +93,24 @@ __all__ = [
     "LLMInfo",
     "LLMInstanceInfo",
     "LLMLoadConfig",
+    "LMLinkDevice",
+    "LMLinkLastError",
+    "LMLinkPeer",
+    "LMLinkStatus",
     "LayerName",
     "LlamaCacheQuantizationType",
     "ModelFormat",
     "ModelInfo",
     "ModelInstanceInfo",
+    "ModelProcessingState",
+    "ModelProcessingStatus",
+    "ModelSearchResultIdentifier",
     "Part",
     "PredictionConfig",
     "PredictionFragment",
     "PredictionResult",
     "PredictionStats",
+    "PredictionToken",
     "PromptProcessingDetails",
     "Quantization",
     "ReasoningParsing",

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol, overload, runtime_checkable
 import msgspec
 
 from .._errors import LMStudioUsageError
+from .files import FileHandle, FileType
 
 __all__ = [
     "Chat",
@@ -31,11 +32,6 @@ __all__ = [
 Role = Literal["system", "user", "assistant", "tool"]
 """Who wrote a chat message."""
 
-FileType = Literal[
-    "image", "text/plain", "application/pdf", "application/word", "text/other", "unknown"
-]
-"""The kind of an uploaded file, as reported by the server."""
-
 
 class TextPart(
     msgspec.Struct, tag="text", tag_field="type", rename="camel", kw_only=True, frozen=True
@@ -48,7 +44,10 @@ class TextPart(
 class FilePart(
     msgspec.Struct, tag="file", tag_field="type", rename="camel", kw_only=True, frozen=True
 ):
-    """A file previously uploaded through the ``files`` namespace (e.g. an image)."""
+    """A file uploaded through ``client.files`` (e.g. an image), inside a message.
+
+    Chats build it from a :class:`FileHandle`: ``chat.add_user_message(text, images=[handle])``.
+    """
 
     name: str
     identifier: str
@@ -175,10 +174,21 @@ def _describe(part: object) -> str:
     return f"{type(part).__name__} {part!r:.60}"
 
 
+def _file_part(handle: FileHandle) -> FilePart:
+    return FilePart(
+        name=handle.name,
+        identifier=handle.identifier,
+        size_bytes=handle.size_bytes,
+        file_type=handle.file_type,
+    )
+
+
 def _to_part(item: object) -> Part:
-    """Convert one user-supplied content item (part, str or wire-form dict) into a part."""
+    """Convert one user-supplied content item (part, str, file handle or wire dict) to a part."""
     if isinstance(item, _PART_TYPES):
         return item
+    if isinstance(item, FileHandle):
+        return _file_part(item)
     if isinstance(item, str):
         return TextPart(text=item)
     if isinstance(item, Mapping):
@@ -193,14 +203,15 @@ def _to_part(item: object) -> Part:
             ) from exc
     raise LMStudioUsageError(
         f"Invalid message part {item!r:.60} of type {type(item).__name__}; expected a str, "
-        "a part (TextPart, FilePart, ToolCallRequestPart, ToolCallResultPart) or a wire-form dict."
+        "a part (TextPart, FilePart, ToolCallRequestPart, ToolCallResultPart), a FileHandle or a "
+        "wire-form dict."
     )
 
 
 def _to_content(content: object) -> list[Part]:
     if isinstance(content, str):
         return [TextPart(text=content)]
-    if isinstance(content, (*_PART_TYPES, Mapping)):
+    if isinstance(content, (*_PART_TYPES, FileHandle, Mapping)):
         return [_to_part(content)]
     if isinstance(content, Iterable):
         return [_to_part(item) for item in content]
@@ -210,23 +221,54 @@ def _to_content(content: object) -> list[Part]:
     )
 
 
-def _make_message(role: object, content: object) -> ChatMessage:
+def _image_parts(images: object) -> list[Part]:
+    """``images=[...]``: file handles (from ``client.files.prepare_image``) or file parts."""
+    if isinstance(images, str | bytes) or not isinstance(images, Iterable):
+        raise LMStudioUsageError(
+            f"images must be a list of file handles from client.files.prepare_image(), got "
+            f"{type(images).__name__}."
+        )
+    parts: list[Part] = []
+    for index, image in enumerate(images):
+        if isinstance(image, FileHandle):
+            parts.append(_file_part(image))
+        elif isinstance(image, FilePart):
+            parts.append(image)
+        else:
+            raise LMStudioUsageError(
+                f"images[{index}] is a {type(image).__name__}; images must be file handles: "
+                "handle = await client.files.prepare_image('photo.png')."
+            )
+    return parts
+
+
+def _make_message(role: object, content: object, images: object = None) -> ChatMessage:
     if role not in _ALLOWED_PARTS:
         raise LMStudioUsageError(f"Invalid chat message role {role!r}; expected one of {_ROLES}.")
-    return ChatMessage(role=role, content=_to_content(content))  # type: ignore[arg-type]
+    parts = _to_content(content)
+    if images is not None:
+        files = _image_parts(images)
+        # Text first, then the images, as LM Studio's own chat builds a message; an empty text
+        # next to images says nothing, so it is left out.
+        if files and content == "":
+            parts = []
+        parts.extend(files)
+    return ChatMessage(role=role, content=parts)  # type: ignore[arg-type]
+
+
+_MESSAGE_KEYS = frozenset({"role", "content", "images"})
 
 
 def _message_from_item(item: object) -> ChatMessage:
     if isinstance(item, ChatMessage):
         return ChatMessage(role=item.role, content=list(item.content))
     if isinstance(item, Mapping):
-        unknown = set(item) - {"role", "content"}
-        if "role" not in item or "content" not in item or unknown:
+        if "role" not in item or "content" not in item or not _MESSAGE_KEYS.issuperset(item):
             raise LMStudioUsageError(
-                f"Invalid chat message {dict(item)!r:.120}; expected a dict with exactly the keys "
-                "'role' and 'content'."
+                f"Invalid chat message {dict(item)!r:.120}; expected a dict with the keys "
+                "'role' and 'content', and optionally 'images' (a list of file handles)."
             )
-        return _make_message(item["role"], item["content"])
+        return _make_message(item["role"], item["content"], item.get("images"))
     raise LMStudioUsageError(
         f"Invalid chat message {item!r:.60} of type {type(item).__name__}; expected a "
         "ChatMessage or a dict like {'role': 'user', 'content': 'Hello'}."
@@ -261,8 +303,9 @@ class Chat:
         """Build a chat from any accepted history form (a :class:`Chat` is copied).
 
         Accepted: a :class:`Chat`, a ``str`` (one user message), a list of
-        :class:`ChatMessage` objects or ``{"role": ..., "content": str | [parts]}`` dicts,
-        :class:`ChatHistoryData`, or the wire dict ``{"messages": [...]}``.
+        :class:`ChatMessage` objects or ``{"role": ..., "content": str | [parts]}`` dicts
+        (optionally with ``"images": [file handles]``), :class:`ChatHistoryData`, or the wire
+        dict ``{"messages": [...]}``.
         """
         if isinstance(history, Chat):
             return history.copy()
@@ -307,23 +350,42 @@ class Chat:
         return chat
 
     @overload
-    def append(self, role: Role, content: str | Part | Iterable[Any]) -> ChatMessage: ...
+    def append(
+        self,
+        role: Role,
+        content: str | Part | Iterable[Any],
+        *,
+        images: Sequence[FileHandle | FilePart] | None = None,
+    ) -> ChatMessage: ...
     @overload
     def append(self, role: HasContent | ChatMessage, content: None = None) -> ChatMessage: ...
-    def append(self, role: object, content: object = None) -> ChatMessage:
+    def append(
+        self,
+        role: object,
+        content: object = None,
+        *,
+        images: Sequence[FileHandle | FilePart] | None = None,
+    ) -> ChatMessage:
         """Append a message and return it.
 
         ``chat.append("user", "Hi")`` adds a message with the given role and content (a str,
-        a part, or a list of parts / wire-form part dicts). ``chat.append(result)`` adds a
-        prediction result (anything with a ``content: str``) as an assistant message;
-        ``chat.append(message)`` adds a :class:`ChatMessage`.
+        a part, or a list of parts / wire-form part dicts). ``images`` adds file handles from
+        ``client.files.prepare_image()`` after the text: ``chat.append("user", "What is in
+        this picture?", images=[handle])``. ``chat.append(result)`` adds a prediction result
+        (anything with a ``content: str``) as an assistant message; ``chat.append(message)``
+        adds a :class:`ChatMessage`.
         """
         if isinstance(role, str):
             if content is None:
                 raise LMStudioUsageError(
                     f"chat.append({role!r}) needs content: a str, a part, or a list of parts."
                 )
-            message = _make_message(role, content)
+            message = _make_message(role, content, images)
+        elif images is not None:
+            raise LMStudioUsageError(
+                "chat.append(): images go with a role and text, e.g. "
+                "chat.append('user', 'What is this?', images=[handle])."
+            )
         elif content is not None:
             raise LMStudioUsageError(
                 "chat.append(role, content) takes the role as a str such as 'user'; "
@@ -341,9 +403,14 @@ class Chat:
         self._messages.append(message)
         return message
 
-    def add_user_message(self, content: str | Part | Iterable[Any]) -> ChatMessage:
-        """Append a user message."""
-        return self.append("user", content)
+    def add_user_message(
+        self,
+        content: str | Part | Iterable[Any],
+        *,
+        images: Sequence[FileHandle | FilePart] | None = None,
+    ) -> ChatMessage:
+        """Append a user message, with ``images`` (file handles) after its text if given."""
+        return self.append("user", content, images=images)
 
     def add_system_prompt(self, content: str | Part | Iterable[Any]) -> ChatMessage:
         """Append a system message."""

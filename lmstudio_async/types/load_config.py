@@ -67,7 +67,9 @@ def _ratio_from_wire(wire: Any, current: GPUSetting | None) -> GPUSetting:
 
 
 def _split_to_wire(gpu: GPUSetting) -> Any:
-    if gpu.main_gpu is None and gpu.split_strategy is None and gpu.disabled_gpus is None:
+    # Like the 2.0 TypeScript client: no split config unless there is a placement to express,
+    # so LM Studio's automatic fit stays free to place the model.
+    if gpu.main_gpu is None and gpu.split_strategy is None and not gpu.disabled_gpus:
         return m.not_set()
     # A main GPU without a strategy can only mean "favour it".
     favor = gpu.split_strategy == "favorMainGpu" or (
@@ -118,9 +120,16 @@ _E = "embedding.load."
 _EL = "embedding.load.llama."
 _CACHE_TYPES = ("f32", "f16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
+# LM Studio 2.0 fits context and GPU offload to the machine by itself ("auto fit"), one switch
+# per engine. Setting any of these by hand is a request for that exact setup, so the 2.0 client
+# switches automatic fitting off for it.
+_AUTO_FIT_KEYS = (_LL + "autoFit", _L + "mlx.autoFit", _L + "yuzu.autoFit")
+_MANUAL_FIT_OPTIONS = "context_length, gpu (ratio, main_gpu, split_strategy), gpu_strict_vram_cap"
+
 _LLM_TABLE = m.Table(
     "LLM load config",
     (
+        *(m.Option("auto_fit", key, m.boolean) for key in _AUTO_FIT_KEYS),
         m.Option("context_length", _L + "contextLength", m.integer(1)),
         *_gpu_rows(_LL + "acceleration.offloadRatio"),
         m.Option("gpu_strict_vram_cap", "load.gpuStrictVramCap", m.boolean),
@@ -206,8 +215,16 @@ def _from_value(cls: type[C], table: m.Table, value: object) -> C:
 
 
 class LLMLoadConfig(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Options for loading an LLM; ``None`` leaves the server's setting alone."""
+    """Options for loading an LLM; ``None`` leaves the server's setting alone.
 
+    ``auto_fit``: LM Studio chooses context length and GPU offload to fit the machine. Setting
+    ``context_length``, ``gpu`` placement (``ratio``, ``main_gpu``, ``split_strategy``) or
+    ``gpu_strict_vram_cap`` switches it off for this load, as the TypeScript SDK 2.0 does;
+    ``auto_fit=True`` together with one of those is an error. ``max_parallel_predictions`` is
+    how many predictions the instance serves at once.
+    """
+
+    auto_fit: bool | None = None
     context_length: int | None = None
     gpu: GPUSetting | None = None
     gpu_strict_vram_cap: bool | None = None
@@ -228,6 +245,27 @@ class LLMLoadConfig(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_
 
     def __post_init__(self) -> None:
         _LLM_TABLE.validate_all(self)
+        if self.auto_fit is True and self._has_manual_fit_setting():
+            raise LMStudioConfigError(
+                "auto_fit=True cannot be combined with manual context, placement or memory "
+                f"settings ({_MANUAL_FIT_OPTIONS}); drop auto_fit to use your settings, or drop "
+                "them to let LM Studio fit the model."
+            )
+
+    def _has_manual_fit_setting(self) -> bool:
+        gpu = self.gpu
+        return (
+            self.context_length is not None
+            or self.gpu_strict_vram_cap is not None
+            or (
+                gpu is not None
+                and (
+                    gpu.ratio is not None
+                    or gpu.main_gpu is not None
+                    or gpu.split_strategy is not None
+                )
+            )
+        )
 
     @classmethod
     def from_value(cls, value: LLMLoadConfig | Mapping[str, Any] | None) -> LLMLoadConfig:
@@ -236,11 +274,25 @@ class LLMLoadConfig(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_
 
     @classmethod
     def from_kv(cls, config: KVConfig) -> LLMLoadConfig:
-        """Read the typed options out of a server KV config (unknown keys are ignored)."""
-        return cls(**_LLM_TABLE.attrs_from_kv(config))
+        """Read the typed options out of a server KV config (unknown keys are ignored).
+
+        A loaded instance reports both its automatic fit switch and the context length it got,
+        so ``auto_fit`` is only kept when the config names no manual setting.
+        """
+        attrs = _LLM_TABLE.attrs_from_kv(config)
+        config_obj = cls(**{k: v for k, v in attrs.items() if k != "auto_fit"})
+        if "auto_fit" in attrs and not (attrs["auto_fit"] and config_obj._has_manual_fit_setting()):
+            config_obj.auto_fit = attrs["auto_fit"]
+        return config_obj
 
     def to_kv_fields(self) -> list[KVField]:
-        """Translate to KV fields (``raw`` first, typed options override the same keys)."""
+        """Translate to KV fields (``raw`` first, typed options override the same keys).
+
+        A manual context, placement or memory setting adds ``autoFit: false`` for every engine
+        unless ``auto_fit`` says otherwise.
+        """
+        if self.auto_fit is None and self._has_manual_fit_setting():
+            return _LLM_TABLE.to_kv(msgspec.structs.replace(self, auto_fit=False))
         return _LLM_TABLE.to_kv(self)
 
 

@@ -23,9 +23,11 @@ else:  # the default only matters to type checkers; keep typing_extensions optio
     ParsedT = TypeVar("ParsedT")
 
 __all__ = [
+    "CandidateToken",
     "PredictionFragment",
     "PredictionResult",
     "PredictionStats",
+    "PredictionToken",
     "PromptProcessingDetails",
     "ReasoningType",
     "StopReason",
@@ -48,11 +50,38 @@ StopReason = Literal[
 """Why generation ended."""
 
 
+class CandidateToken(msgspec.Struct, rename="camel", kw_only=True, frozen=True, gc=False):
+    """A token the sampler considered (TypeScript SDK: ``LLMCandidateToken``).
+
+    ``text`` is the token's text, ``id`` its vocabulary id, ``log_prob`` its natural-log
+    probability (0 is certain, more negative is less likely).
+    """
+
+    text: str
+    id: int
+    log_prob: float
+
+
+class PredictionToken(msgspec.Struct, rename="camel", kw_only=True, frozen=True, gc=False):
+    """One generated token and its sampling data (TypeScript SDK: ``LLMToken``).
+
+    ``log_prob`` (natural log) and ``candidates`` (the most likely tokens the sampler
+    considered, the chosen one included, most likely first) are only there when the prediction
+    asked for them with ``config={"log_probs": N}``.
+    """
+
+    text: str
+    id: int
+    log_prob: float | None = None
+    candidates: list[CandidateToken] | None = None
+
+
 class PredictionFragment(msgspec.Struct, rename="camel", kw_only=True, gc=False):
     """A piece of streamed output, decoded directly from the wire ``fragment`` object.
 
-    Every field is always encoded (HEAD clients require all five); ``is_structural`` defaults
-    to ``False`` for servers that predate it.
+    ``is_structural`` defaults to ``False`` for servers that predate it. ``tokens`` lists the
+    fragment's tokens with their log-probabilities when the prediction was made with
+    ``config={"log_probs": N}`` on a LM Studio that reports them; otherwise it is ``None``.
     """
 
     content: str
@@ -60,6 +89,7 @@ class PredictionFragment(msgspec.Struct, rename="camel", kw_only=True, gc=False)
     contains_drafted: bool = False
     reasoning_type: ReasoningType = "none"
     is_structural: bool = False
+    tokens: list[PredictionToken] | None = None
 
 
 class PromptProcessingDetails(msgspec.Struct, rename="camel", kw_only=True, gc=False):

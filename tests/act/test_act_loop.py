@@ -386,3 +386,64 @@ async def test_bad_act_arguments(simulator: Simulator) -> None:
         result = await model.act("Hi", [add], config={"structured": {"type": "none"}})
         assert result.content == "You said: Hi"
     assert len(simulator.predictions) == 1
+
+
+async def test_tool_results_carry_the_tool_name_and_reach_on_tool_call_result(
+    simulator: Simulator,
+) -> None:
+    simulator.script(
+        MODEL,
+        ScriptedReply(
+            tool_calls=[
+                ScriptedToolCall(name="add", arguments={"a": 2, "b": 5}, id="call_a"),
+                ScriptedToolCall(name="nope", arguments={}, id="call_b"),
+            ],
+        ),
+        ScriptedReply(content="Done."),
+    )
+    seen: list[tuple[int, int, lms.types.ToolCallResultPart]] = []
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        await model.act(
+            "Add 2 and 5.",
+            [add],
+            on_tool_call_result=lambda r, c, part: seen.append((r, c, part)),
+        )
+    assert [(r, c, p.name, p.tool_call_id) for r, c, p in seen] == [
+        (0, 0, "add", "call_a"),
+        (0, 1, "nope", "call_b"),
+    ]
+    assert seen[0][2].content == "7"
+    assert "Unknown tool 'nope'" in seen[1][2].content
+    # The same results, with their names, are what LM Studio receives in the next round.
+    tool_message = _messages(simulator, 1)[-1]
+    assert tool_message == {
+        "role": "tool",
+        "content": [
+            {"type": "toolCallResult", "content": "7", "toolCallId": "call_a", "name": "add"},
+            {
+                "type": "toolCallResult",
+                "content": seen[1][2].content,
+                "toolCallId": "call_b",
+                "name": "nope",
+            },
+        ],
+    }
+
+
+async def test_the_last_round_resets_a_required_tool_choice(simulator: Simulator) -> None:
+    # The last round offers no tools, so "required" could not be met there.
+    loop_call = ScriptedReply(tool_calls=[ScriptedToolCall(name="add", arguments={"a": 1, "b": 1})])
+    simulator.script(MODEL, loop_call, loop_call)
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        await model.act("Loop", [add], max_prediction_rounds=2, config={"tool_choice": "required"})
+    assert _config_field(simulator, 0, "llm.prediction.toolChoice") == {
+        "type": "generic",
+        "mode": "required",
+    }
+    assert _config_field(simulator, 1, "llm.prediction.tools") == {"type": "none"}
+    assert _config_field(simulator, 1, "llm.prediction.toolChoice") == {
+        "type": "generic",
+        "mode": "auto",
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import signal
 import subprocess
 
@@ -144,3 +145,31 @@ def test_python_dash_m_and_the_console_script_are_the_same_program() -> None:
     assert (
         subprocess.run([*CLI, "chat", "--bogus"], capture_output=True, check=False).returncode == 2
     )
+
+
+def test_image_goes_to_a_vision_model(tmp_path: pathlib.Path) -> None:
+    image = tmp_path / "cat.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    done = run_cli(
+        [
+            "chat",
+            "--simulate",
+            "--model",
+            "google/gemma-3-4b",
+            "--image",
+            str(image),
+            "What is this?",
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "I see 1 image: cat.png (image, 108 bytes). You said: What is this?\n"
+
+
+def test_a_file_that_is_not_an_image_is_a_one_line_error(tmp_path: pathlib.Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just text")
+    done = run_cli(["chat", "--simulate", "--image", str(notes), "What is this?"])
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "notes.txt is not an image LM Studio can read" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,4 +1,4 @@
-"""The quickstart, streaming and batch examples run end to end with ``--simulate``."""
+"""The examples (quickstart, streaming, batch, vision) run end to end with ``--simulate``."""
 
 from __future__ import annotations
 
@@ -74,3 +74,16 @@ def test_batch_reads_prompts_from_a_file(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     contents = {json.loads(line)["content"] for line in done.stdout.splitlines()}
     assert contents == {"You said: first", "You said: second", "You said: third"}
+
+
+def test_vision_sends_an_image_to_a_vision_model(tmp_path: Path) -> None:
+    done = run(*example("vision.py", "--simulate"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "I see 1 image: checkerboard.png (image, 69 bytes). You said: What is in this picture?\n"
+    )
+    image = tmp_path / "photo.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(24))
+    done = run(*example("vision.py", "--simulate", "--image", str(image), "Describe it."))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "I see 1 image: photo.png (image, 32 bytes). You said: Describe it.\n"

@@ -14,6 +14,7 @@ from lmstudio_async.types import (
     Chat,
     ChatHistoryData,
     ChatMessage,
+    FileHandle,
     FilePart,
     TextPart,
     ToolCallRequest,
@@ -235,3 +236,59 @@ def test_chat_message_dicts_in_a_list_may_mix_with_structs() -> None:
         {"role": "assistant", "content": "b"},
     ]
     assert [m.text for m in Chat.from_history(history)] == ["a", "b"]
+
+
+IMAGE = FileHandle(name="cat.png", identifier="file-1", size_bytes=1234, file_type="image")
+IMAGE_PART = {
+    "type": "file",
+    "name": "cat.png",
+    "identifier": "file-1",
+    "sizeBytes": 1234,
+    "fileType": "image",
+}
+
+
+def test_images_follow_the_text_in_every_way_of_building_a_chat() -> None:
+    appended = Chat.empty()
+    appended.append("user", "What is this?", images=[IMAGE])
+    added = Chat.empty()
+    added.add_user_message("What is this?", images=[IMAGE])
+    from_items = Chat.from_history(
+        [{"role": "user", "content": "What is this?", "images": [IMAGE]}]
+    )
+    as_part = Chat.from_history([{"role": "user", "content": ["What is this?", IMAGE]}])
+    expected = [
+        {"role": "user", "content": [{"type": "text", "text": "What is this?"}, IMAGE_PART]}
+    ]
+    for chat in (appended, added, from_items, as_part):
+        assert chat.to_dict()["messages"] == expected
+    assert "<file cat.png>" in repr(appended)
+
+
+def test_images_without_text_send_only_the_images() -> None:
+    chat = Chat.empty()
+    chat.add_user_message("", images=[IMAGE])
+    assert chat.to_dict()["messages"][0]["content"] == [IMAGE_PART]
+
+
+@pytest.mark.parametrize(
+    ("images", "expected"),
+    [
+        ("cat.png", "images must be a list of file handles"),
+        (b"\x89PNG", "images must be a list of file handles"),
+        (["cat.png"], r"images\[0\] is a str; images must be file handles"),
+        ([IMAGE, 3], r"images\[1\] is a int"),
+    ],
+)
+def test_invalid_images_say_what_to_pass(images: Any, expected: str) -> None:
+    with pytest.raises(LMStudioUsageError, match=expected):
+        Chat.empty().add_user_message("Hi", images=images)
+
+
+def test_images_are_refused_where_lm_studio_refuses_files() -> None:
+    with pytest.raises(LMStudioUsageError, match="'tool' message cannot contain a 'file' part"):
+        Chat.empty().append("tool", [], images=[IMAGE])
+    with pytest.raises(LMStudioUsageError, match="images go with a role and text"):
+        Chat.empty().append(ChatMessage(role="user", content=[]), images=[IMAGE])  # type: ignore[call-overload]
+    with pytest.raises(LMStudioUsageError, match="optionally 'images'"):
+        Chat.from_history([{"role": "user", "content": "Hi", "pictures": [IMAGE]}])

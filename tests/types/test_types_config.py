@@ -323,8 +323,17 @@ LLM_LOAD_ROWS: list[tuple[str, str, Any, str, Any]] = [
 ]
 
 
+# Manual context / memory settings switch LM Studio's automatic fit off, for every engine.
+AUTO_FIT_OFF = [
+    KVField(key=LL + "autoFit", value=False),
+    KVField(key=L + "mlx.autoFit", value=False),
+    KVField(key=L + "yuzu.autoFit", value=False),
+]
+MANUAL_FIT = {"context_length", "gpu_strict_vram_cap"}
+
+
 def test_every_llm_load_option_is_covered() -> None:
-    fields = {f.name for f in msgspec.structs.fields(LLMLoadConfig)} - {"raw", "gpu"}
+    fields = {f.name for f in msgspec.structs.fields(LLMLoadConfig)} - {"raw", "gpu", "auto_fit"}
     assert {row[0] for row in LLM_LOAD_ROWS} == fields
 
 
@@ -334,8 +343,46 @@ def test_llm_load_option_translates_to_its_kv_key(
 ) -> None:
     by_snake = LLMLoadConfig.from_value({snake: value})
     assert LLMLoadConfig.from_value({camel: value}) == by_snake
-    assert by_snake.to_kv_fields() == [KVField(key=key, value=wire)]
+    auto_fit = AUTO_FIT_OFF if snake in MANUAL_FIT else []
+    assert by_snake.to_kv_fields() == [*auto_fit, KVField(key=key, value=wire)]
     assert LLMLoadConfig.from_kv(KVConfig(fields=[KVField(key=key, value=wire)])) == by_snake
+
+
+def test_auto_fit_is_explicit_or_switched_off_by_manual_settings() -> None:
+    assert LLMLoadConfig(auto_fit=True).to_kv_fields() == [
+        KVField(key=f.key, value=True) for f in AUTO_FIT_OFF
+    ]
+    assert LLMLoadConfig(auto_fit=False).to_kv_fields() == AUTO_FIT_OFF
+    # Options that don't size or place the model leave the automatic fit alone.
+    assert LLMLoadConfig(flash_attention=True, max_parallel_predictions=2).to_kv_fields() == [
+        KVField(key=LL + "flashAttention", value=True),
+        KVField(key=L + "numParallelSessions", value=2),
+    ]
+    assert LLMLoadConfig(gpu=GPUSetting(disabled_gpus=[1])).to_kv_fields() == [
+        KVField(
+            key="load.gpuSplitConfig",
+            value={"strategy": "evenly", "disabledGpus": [1], "priority": [], "customRatio": []},
+        )
+    ]
+    assert LLMLoadConfig(gpu=GPUSetting(ratio="max")).to_kv_fields() == [
+        *AUTO_FIT_OFF,
+        KVField(key=LL + "acceleration.offloadRatio", value="max"),
+    ]
+    # An instance's effective config names both its context length and the fit switch.
+    loaded = KVConfig(fields=[*AUTO_FIT_OFF, KVField(key=L + "contextLength", value=4096)])
+    assert LLMLoadConfig.from_kv(loaded) == LLMLoadConfig(auto_fit=False, context_length=4096)
+    on = KVConfig(fields=[KVField(key=LL + "autoFit", value=True)])
+    assert LLMLoadConfig.from_kv(on) == LLMLoadConfig(auto_fit=True)
+
+
+@pytest.mark.parametrize(
+    "manual",
+    [{"context_length": 2048}, {"gpu": {"ratio": 0.5}}, {"gpu": {"main_gpu": 0}}],
+    ids=["context", "ratio", "main_gpu"],
+)
+def test_auto_fit_true_with_a_manual_setting_is_refused(manual: dict[str, Any]) -> None:
+    with pytest.raises(LMStudioConfigError, match="auto_fit=True cannot be combined"):
+        LLMLoadConfig.from_value({"auto_fit": True, **manual})
 
 
 def test_gpu_setting_maps_to_ratio_and_split_config() -> None:
@@ -343,6 +390,7 @@ def test_gpu_setting_maps_to_ratio_and_split_config() -> None:
         {"gpu": {"ratio": 0.5, "mainGpu": 1, "split_strategy": "favorMainGpu", "disabledGpus": [2]}}
     )
     assert config.to_kv_fields() == [
+        *AUTO_FIT_OFF,
         KVField(key=LL + "acceleration.offloadRatio", value=0.5),
         KVField(
             key="load.gpuSplitConfig",
@@ -354,9 +402,8 @@ def test_gpu_setting_maps_to_ratio_and_split_config() -> None:
             },
         ),
     ]
-    assert LLMLoadConfig.from_kv(KVConfig(fields=config.to_kv_fields())) == config
-    ratio_only = LLMLoadConfig(gpu=GPUSetting(ratio="max"))
-    assert ratio_only.to_kv_fields() == [KVField(key=LL + "acceleration.offloadRatio", value="max")]
+    round_trip = LLMLoadConfig.from_kv(KVConfig(fields=config.to_kv_fields()))
+    assert round_trip == msgspec.structs.replace(config, auto_fit=False)
 
 
 @pytest.mark.parametrize(

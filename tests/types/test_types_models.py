@@ -77,6 +77,21 @@ def test_release_54_model_info_without_newer_fields_decodes() -> None:
     assert info.ttl_ms is None
 
 
+def test_variants_and_device_of_a_2_0_model_info_decode() -> None:
+    newer = {
+        **HEAD_MODEL_INFO,
+        "deviceIdentifier": "gpu-box",
+        "variants": ["qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct@q8_0"],
+        "selectedVariant": "qwen2.5-7b-instruct@q4_k_m",
+        "format": "yuzu",  # a format newer than this client's list stays a plain string
+    }
+    info = msgspec.json.decode(json.dumps(newer), type=LLMInstanceInfo)
+    assert info.device_identifier == "gpu-box"
+    assert info.variants == ["qwen2.5-7b-instruct@q4_k_m", "qwen2.5-7b-instruct@q8_0"]
+    assert info.selected_variant == "qwen2.5-7b-instruct@q4_k_m"
+    assert info.format == "yuzu"
+
+
 def test_unknown_fields_from_newer_servers_are_ignored() -> None:
     newer = {**HEAD_MODEL_INFO, "someFutureField": {"x": 1}}
     assert msgspec.json.decode(json.dumps(newer), type=LLMInstanceInfo).identifier
@@ -139,7 +154,23 @@ def test_fragment_encodes_all_five_fields() -> None:
         "containsDrafted": False,
         "reasoningType": "none",
         "isStructural": False,
+        "tokens": None,  # only filled when the prediction asked for log_probs
     }
+
+
+def test_fragment_tokens_decode_with_and_without_log_probs() -> None:
+    raw = (
+        b'{"content":" hi","tokensCount":1,"containsDrafted":false,"reasoningType":"none",'
+        b'"isStructural":false,"tokens":[{"text":" hi","id":7,"logProb":-0.25,'
+        b'"candidates":[{"text":" hi","id":7,"logProb":-0.25},{"text":" yo","id":9,'
+        b'"logProb":-1.5}]},{"text":"!","id":3}]}'
+    )
+    fragment = msgspec.json.decode(raw, type=PredictionFragment)
+    assert fragment.tokens is not None
+    first, second = fragment.tokens
+    assert (first.text, first.id, first.log_prob) == (" hi", 7, -0.25)
+    assert [(c.text, c.log_prob) for c in first.candidates or []] == [(" hi", -0.25), (" yo", -1.5)]
+    assert (second.log_prob, second.candidates) == (None, None)
 
 
 def test_stats_decode_with_only_the_stop_reason() -> None:
