@@ -8,6 +8,7 @@ away the group is cancelled, so nothing outlives its connection.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ class Connection:
                 await anyio.lowlevel.checkpoint()
                 raise
         if self._record is not None:
-            self._record.append(("sent", self.namespace_name, env.decode(frame)))
+            self._record.append(("sent", self.namespace_name, _decode_sent(frame)))
 
     async def send_garbage(self, text: str) -> None:
         """A text frame that is not JSON (fault injection); not recorded."""
@@ -212,18 +213,26 @@ class Connection:
         tg.start_soon(self._run_rpc, handler, endpoint, call_id, frame.get("parameter", MISSING))
 
     async def _run_rpc(self, handler: RpcHandler, endpoint: str, call_id: int, param: Any) -> None:
-        try:
-            result = await handler(self, param)
-        except InvalidParameter as exc:
-            await self.warn(
-                "rpcParameterTypeError",
-                f"Received invalid parameter for rpcCall, endpointName = {endpoint}: {exc}",
-            )
-            return
-        except SimulatorError as exc:
-            frame = env.rpc_error(call_id, exc.error)
+        fault = self.state.endpoint_fault(self.namespace_name, endpoint)
+        if fault is not None and fault.error is not None:
+            frame = env.rpc_error(call_id, fault.error)
+        elif fault is not None and fault.raw_result is not None:
+            frame = b'{"type":"rpcResult","callId":%d,"result":%b}' % (call_id, fault.raw_result)
         else:
-            frame = env.rpc_result(call_id, result)
+            try:
+                result = await handler(self, param)
+            except InvalidParameter as exc:
+                await self.warn(
+                    "rpcParameterTypeError",
+                    f"Received invalid parameter for rpcCall, endpointName = {endpoint}: {exc}",
+                )
+                return
+            except SimulatorError as exc:
+                frame = env.rpc_error(call_id, exc.error)
+            else:
+                frame = env.rpc_result(call_id, result)
+        if fault is not None and fault.delay:
+            await anyio.sleep(fault.delay)
         faults = self.state.faults
         if faults.stall_rpcs:
             await anyio.sleep_forever()
@@ -245,6 +254,14 @@ class Connection:
             return
         if channel_id in self.channels:
             await self.warn("channelAlreadyOpen", f"Channel {channel_id} is already open")
+            return
+        fault = self.state.endpoint_fault(self.namespace_name, endpoint)
+        if fault is not None and fault.reject:
+            await self.warn(
+                "channelCreationParameterTypeError",
+                f"Received invalid creationParameter for channel, endpointName = {endpoint}: "
+                "rejected by the simulator (EndpointFault.reject)",
+            )
             return
         try:
             parsed = spec.validate(frame.get("creationParameter", MISSING))
@@ -301,3 +318,13 @@ class Connection:
 
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _decode_sent(frame: bytes) -> Any:
+    """A sent frame for the record; frames made invalid on purpose are decoded leniently."""
+    try:
+        return env.decode(frame)
+    except (msgspec.DecodeError, UnicodeError):
+        # Lone surrogate escapes and invalid UTF-8 (EndpointFault, Fragment): json keeps the
+        # surrogates, and undecodable bytes become U+FFFD.
+        return json.loads(frame.decode("utf-8", "replace"))
