@@ -14,6 +14,7 @@ from ..types.prediction import PredictionResult
 from ._connect import add_connection_arguments, connected_client
 from ._interrupts import EXIT_INTERRUPTED, Interrupts
 from ._progress import ProgressBar
+from ._simulate import add_simulator_options, simulator_options
 
 __all__ = ["add_chat_command"]
 
@@ -37,6 +38,7 @@ def add_chat_command(commands: Any) -> None:
     parser.add_argument("--temperature", type=float, help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, help="stop after this many tokens")
     add_connection_arguments(parser)
+    add_simulator_options(parser, with_simulate=True)
     parser.set_defaults(run=run_chat)
 
 
@@ -49,7 +51,15 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
     chat = Chat.empty()
     if args.system:
         chat.add_system_prompt(args.system)
-    async with connected_client(args) as client:
+    if not args.simulate and (args.script is not None or args.tokens_per_second is not None):
+        print(
+            "lmstudio-async chat: --script and --tokens-per-second need --simulate", file=sys.stderr
+        )
+        return 2
+    simulator = simulator_options(args, "lmstudio-async chat") if args.simulate else {}
+    if simulator is None:
+        return 2
+    async with connected_client(args, simulator=simulator) as client:
         model = await _get_model(client.llm, args.model)
         if args.prompt is not None:
             chat.add_user_message(args.prompt)

@@ -38,7 +38,8 @@ from ._scripting import (
 
 __all__ = ["llm_namespace"]
 
-_log = logging.getLogger("lmstudio_async.testing")
+# One INFO line per finished prediction; `lmstudio-async simulate` shows them on stderr.
+_predictions_log = logging.getLogger("lmstudio_async.testing.predictions")
 
 _UNKNOWN_CHANNEL_ID = 987_654_321
 _COMPLETE_MODE_LAYER = "completeModeFormatting"
@@ -564,7 +565,7 @@ async def _run_prediction(
         record.status = "errored"
         raise
     finally:
-        _log.info(
+        _predictions_log.info(
             "prediction connection=%d channel=%d model=%s endpoint=%s outcome=%s "
             "cancel_received=%s fragments_sent=%d",
             record.connection_id,
