@@ -44,6 +44,7 @@ _predictions_log = logging.getLogger("lmstudio_async.testing.predictions")
 _UNKNOWN_CHANNEL_ID = 987_654_321
 _COMPLETE_MODE_LAYER = "completeModeFormatting"
 _PROMPT_BATCH = 512  # tokens per prompt-processing step (llama.cpp's default n_batch)
+_FRAGMENT_BATCH = 64  # unpaced fragments per socket write; a cancel is seen between batches
 
 
 @dataclass(frozen=True)
@@ -350,24 +351,10 @@ class _Prediction:
             tps = script.tokens_per_second or tokens_per_second
         stopped = stopped or (bool(delay) and await ctx.wait_cancel(delay))
         interval = 1.0 / tps if tps else 0.0
-        add_content = record.add_content
-        for index, fragment in enumerate(plan.fragments):
-            if stopped:
-                break
-            stopped = await self._fault_point(index)
-            if stopped or ctx.cancel_requested.is_set():
-                stopped = True
-                break
-            if index and interval and await ctx.wait_cancel(interval):
-                stopped = True
-                break
-            await ctx.send(fragment.packet())
-            await anyio.lowlevel.checkpoint()  # let a cancel arriving mid-stream be seen
-            if self.first_token_at is None:
-                self.first_token_at = time.monotonic()
-            self.tokens += 1
-            record.fragments_sent += 1
-            add_content(fragment.content)
+        if not stopped and (interval or _has_fragment_faults(self.faults)):
+            stopped = await self._stream_one_by_one(plan.fragments, interval)
+        elif not stopped:
+            stopped = await self._stream_batched(plan.fragments)
         if not stopped:
             stopped = await self._fault_point(len(plan.fragments))
         if not stopped:
@@ -378,6 +365,41 @@ class _Prediction:
         stop_reason = "userStopped" if stopped else plan.stop_reason
         await ctx.send(self._success(plan, stop_reason, started, prompt_tokens, tps))
         record.status = "cancelled" if stopped else "finished"
+
+    async def _stream_one_by_one(self, fragments: Sequence[_Fragment], interval: float) -> bool:
+        """Paced streaming, or with faults due at given counts; True if cancelled."""
+        ctx, record = self.ctx, self.record
+        for index, fragment in enumerate(fragments):
+            if await self._fault_point(index) or ctx.cancel_requested.is_set():
+                return True
+            if index and interval and await ctx.wait_cancel(interval):
+                return True
+            await ctx.send(fragment.packet())
+            await anyio.lowlevel.checkpoint()  # let a cancel arriving mid-stream be seen
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self.tokens += 1
+            record.fragments_sent += 1
+            record.add_content(fragment.content)
+        return False
+
+    async def _stream_batched(self, fragments: Sequence[_Fragment]) -> bool:
+        """Unpaced, fault-free streaming, many frames per write; True if cancelled."""
+        ctx, record = self.ctx, self.record
+        channel_send, channel_id = env.channel_send, ctx.channel_id
+        for start in range(0, len(fragments), _FRAGMENT_BATCH):
+            if ctx.cancel_requested.is_set():
+                return True
+            batch = fragments[start : start + _FRAGMENT_BATCH]
+            await ctx.conn.send_frames([channel_send(channel_id, f.packet()) for f in batch])
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self.tokens += len(batch)
+            record.fragments_sent += len(batch)
+            for fragment in batch:
+                record.add_content(fragment.content)
+            await anyio.lowlevel.checkpoint()  # let a cancel arriving mid-stream be seen
+        return False
 
     async def _tool_calls(self, calls: Sequence[ScriptedToolCall]) -> bool:
         for call in calls:
@@ -447,6 +469,22 @@ class _Prediction:
             "loadModelConfig": self.instance.load_config(),
             "predictionConfig": {"fields": [{"key": k, "value": v} for k, v in effective.items()]},
         }
+
+
+def _has_fragment_faults(faults: Faults) -> bool:
+    """Whether any fault is due after some number of fragments (then stream one by one)."""
+    return any(
+        value is not None
+        for value in (
+            faults.malformed_json_after_fragments,
+            faults.unknown_packet_after_fragments,
+            faults.unknown_channel_after_fragments,
+            faults.unknown_envelope_after_fragments,
+            faults.channel_error_after_fragments,
+            faults.drop_after_fragments,
+            faults.stall_after_fragments,
+        )
+    )
 
 
 def _preset_not_found(name: str) -> SimulatorError:
