@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -24,18 +25,19 @@ pytestmark = pytest.mark.anyio
 CLI = (sys.executable, "-m", "lmstudio_async")
 MODEL = "qwen2.5-7b-instruct"
 
-ACT_RULES = {
-    "rules": [
-        {
-            "match": {"last_message_role": "tool", "has_tools": True},
-            "reply": {"content": "6 times 7 is 42."},
-        },
-        {
-            "match": {"last_user_message": "(?i)times", "has_tools": True},
-            "reply": {"tool_calls": [{"name": "multiply", "arguments": {"a": 6, "b": 7}}]},
-        },
-    ]
-}
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_rules() -> dict[str, Any]:
+    """The rules file the README shows under "The command line" (so the README stays true)."""
+    section = README.read_text(encoding="utf-8").split("## The command line", 1)[1]
+    match = re.search(r"```json\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "the README lost its rules-file example"
+    rules: dict[str, Any] = json.loads(match.group(1))
+    return rules
+
+
+ACT_RULES = _readme_rules()
 
 
 @asynccontextmanager
