@@ -22,6 +22,7 @@ from aiohttp import web
 
 from . import _envelope as env
 from ._envelope import InvalidParameter, SimulatorError
+from ._firehose import ws_text_frame
 
 if TYPE_CHECKING:
     from ._state import ServerState
@@ -141,8 +142,6 @@ class Connection:
         (``_firehose``), this writes ready-made unmasked frames to aiohttp's transport under
         the send lock, then honours flow control.
         """
-        from ._firehose import ws_text_frame  # the same framing the firehose writes
-
         writer = self.ws._writer
         if writer is None:
             raise RuntimeError("websocket is not prepared")

@@ -11,7 +11,8 @@ Async tests run under anyio's pytest plugin (installed with anyio): a test that 
 fixture runs on it without a marker, because the fixtures request ``anyio_backend``; other
 async tests need ``@pytest.mark.anyio``. The SDK runs on asyncio: if trio is installed,
 anyio also offers a trio run of each test, which these fixtures skip (define an
-``anyio_backend`` fixture returning ``"asyncio"`` to avoid it).
+``anyio_backend`` fixture returning ``"asyncio"`` to avoid it). ``pytest -p no:lmstudio_async``
+switches the plugin off.
 """
 
 from __future__ import annotations
