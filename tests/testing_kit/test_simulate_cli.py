@@ -167,3 +167,15 @@ def test_chat_simulate_takes_the_script_and_refuses_it_without_simulate(tmp_path
     )
     assert refused.returncode == 2
     assert "--script and --tokens-per-second need --simulate" in refused.stderr
+
+
+def test_simulate_help_describes_the_options() -> None:
+    done = subprocess.run(
+        [*CLI, "simulate", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0
+    help_text = " ".join(done.stdout.split())
+    for option in ("--script FILE", "--tokens-per-second N", "--quiet", "--no-context-limit"):
+        assert option in help_text
+    assert '"last_user_message" (regex)' in help_text
+    assert "One line per finished prediction goes to stderr" in help_text
