@@ -14,6 +14,7 @@ from ..types.prediction import PredictionResult
 from ._connect import add_connection_arguments, connected_client
 from ._interrupts import EXIT_INTERRUPTED, Interrupts
 from ._progress import ProgressBar
+from ._simulate import add_simulator_options, simulator_options
 
 __all__ = ["add_chat_command"]
 
@@ -45,6 +46,7 @@ def add_chat_command(commands: Any) -> None:
         help="attach an image to the (first) message; repeat for several (needs a vision model)",
     )
     add_connection_arguments(parser)
+    add_simulator_options(parser, with_simulate=True)
     parser.set_defaults(run=run_chat)
 
 
@@ -57,7 +59,15 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
     chat = Chat.empty()
     if args.system:
         chat.add_system_prompt(args.system)
-    async with connected_client(args) as client:
+    if not args.simulate and (args.script is not None or args.tokens_per_second is not None):
+        print(
+            "lmstudio-async chat: --script and --tokens-per-second need --simulate", file=sys.stderr
+        )
+        return 2
+    simulator = simulator_options(args, "lmstudio-async chat") if args.simulate else {}
+    if simulator is None:
+        return 2
+    async with connected_client(args, simulator=simulator) as client:
         # Uploaded before the model loads, so a path that is not an image fails at once.
         images = [await client.files.prepare_image(path) for path in args.images]
         model = await _get_model(client.llm, args.model)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from .._client import LMStudioClient
 from .._discovery import BASE_URL_ENV_VAR
@@ -35,13 +36,16 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.asynccontextmanager
-async def connected_client(args: argparse.Namespace) -> AsyncIterator[LMStudioClient]:
-    """An open client for the chosen LM Studio; with ``--simulate``, a simulator serves it."""
+async def connected_client(
+    args: argparse.Namespace, *, simulator: Mapping[str, Any] | None = None
+) -> AsyncIterator[LMStudioClient]:
+    """An open client for the chosen LM Studio; with ``--simulate``, a simulator serves it
+    (``simulator``: keyword arguments for it)."""
     if args.simulate:
         # Imported here: the simulator is only needed for --simulate.
         from ..testing import Simulator
 
-        async with Simulator() as sim, LMStudioClient(sim.base_url) as client:
+        async with Simulator(**(simulator or {})) as sim, LMStudioClient(sim.base_url) as client:
             yield client
     else:
         async with LMStudioClient(args.host) as client:

@@ -8,36 +8,59 @@ hide in shared code. The official ``lmstudio`` SDK and ``@lmstudio/sdk`` 2.0.0 r
 unmodified.
 
 Models are deterministic: ``default_reply`` and ``default_completion`` say what they answer,
-``ScriptedReply`` queues exact replies (text, reasoning, tool calls, errors, pacing) and
-``Faults`` injects misbehaviour (stalls, drops, malformed frames, slow or silent RPCs)::
+``ScriptedReply`` scripts exact replies (text, per-fragment reasoning, tool calls, errors,
+pacing), queued per model with ``script`` or aimed at matching predictions with ``add_rule``
+(``load_rules`` reads the same rules from a JSON file); ``Faults`` and ``fault_endpoint``
+inject misbehaviour (stalls, drops, malformed frames, failing or slow RPCs, rejected
+channels, cancels never acknowledged, failing loads)::
 
     async with Simulator() as sim:
         sim.script("qwen2.5-7b-instruct", ScriptedReply(content="Hi there"))
+        sim.add_rule(ScriptedReply(content="Sunny"), last_user_message=r"weather")
         ...  # point a client at sim.base_url
+
+A pytest plugin (``lmstudio_async.testing.pytest_plugin``) provides ``lmstudio_simulator``
+and ``lmstudio_client`` fixtures.
 
 Run standalone with ``python -m lmstudio_async.testing --port 1234``.
 """
 
 from ._catalog import ModelSpec, default_catalog
-from ._faults import Faults
+from ._envelope import serialized_error as lmstudio_error
+from ._faults import EndpointFault, Faults
 from ._hub import DownloadableModel, DownloadRecord, Hub, LinkedDevice
 from ._models import default_completion, default_reply
-from ._scripting import PredictionRecord, ScriptedReply, ScriptedToolCall
+from ._rules import Rule
+from ._script_file import ScriptFileError, load_rules
+from ._scripting import (
+    Fragment,
+    PredictionRecord,
+    PredictionRequest,
+    ScriptedReply,
+    ScriptedToolCall,
+)
 from ._server import Simulator, serve
 
 __all__ = [
     "DownloadRecord",
     "DownloadableModel",
+    "EndpointFault",
     "Faults",
+    "Fragment",
     "Hub",
     "LinkedDevice",
     "ModelSpec",
     "PredictionRecord",
+    "PredictionRequest",
+    "Rule",
+    "ScriptFileError",
     "ScriptedReply",
     "ScriptedToolCall",
     "Simulator",
     "default_catalog",
     "default_completion",
     "default_reply",
+    "lmstudio_error",
+    "load_rules",
     "serve",
 ]

@@ -193,11 +193,14 @@ class _BaseModelEndpoints:
         device: str | None,
     ) -> Instance:
         step = ctx.state.load_duration / _LOAD_STEPS
+        fail_at = ctx.state.faults.load_failure_at_progress
         for n in range(1, _LOAD_STEPS + 1):
             if await ctx.wait_cancel(step):
                 raise SimulatorError(
                     env.serialized_error(f'Loading of model "{spec.model_key}" was cancelled')
                 )
+            if fail_at is not None and n / _LOAD_STEPS > fail_at:
+                raise SimulatorError(ctx.state.faults.load_error or _load_failed(spec))
             await ctx.send({"type": progress_type, "progress": n / _LOAD_STEPS})
         if ctx.state.by_identifier(identifier) is not None:
             raise _identifier_taken(identifier)
@@ -242,6 +245,14 @@ class _BaseModelEndpoints:
         await ctx.send({"type": "startLoading", "identifier": identifier, "info": spec.info()})
         instance = await self._simulate_load(ctx, spec, identifier, request, "loadProgress", device)
         await ctx.send({"type": "loadSuccess", "info": instance.info()})
+
+
+def _load_failed(spec: ModelSpec) -> dict[str, Any]:
+    return env.serialized_error(
+        f'Failed to load model "{spec.model_key}"',
+        cause="Error loading model. (Exit code: 1). Fault injected by the simulator",
+        suggestion="Try a smaller context length or offload fewer layers to the GPU.",
+    )
 
 
 def _identifier_taken(identifier: str) -> SimulatorError:

@@ -8,8 +8,9 @@ acts on the answer. Counts refer to fragments already sent on the prediction, so
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Faults"]
+__all__ = ["EndpointFault", "Faults"]
 
 
 @dataclass
@@ -45,3 +46,44 @@ class Faults:
     """Seconds to delay every ``rpcResult``/``rpcError``."""
     stall_rpcs: bool = False
     """Never answer RPCs."""
+    ignore_cancel: bool = False
+    """Never acknowledge ``cancel``: once one arrives the prediction goes silent (no more
+    fragments, no ``success``, no ``channelClose``) until the socket closes."""
+    load_failure_at_progress: float | None = None
+    """Model loads report progress up to this fraction (0..1), then fail with ``load_error``."""
+    load_error: dict[str, Any] | None = None
+    """The serialized LM Studio error a failing load ends with (a generic one if ``None``)."""
+
+
+@dataclass(kw_only=True, eq=False)
+class EndpointFault:
+    """Misbehaviour aimed at one RPC or channel endpoint; see :meth:`Simulator.fault_endpoint`.
+
+    ``endpoint`` is the wire name (``"getModelInfo"``, ``"predict"``...), ``namespace`` limits
+    it to one namespace (``"llm"``, ``"system"``...; ``None``: any). For RPCs: ``error`` answers
+    with that serialized error (``rpcError``) instead of running the call; ``raw_result`` answers
+    ``rpcResult`` with these bytes verbatim as the ``result`` JSON value (so it may hold lone
+    ``\\ud83d`` escapes or invalid UTF-8); ``delay`` holds the answer back that many seconds.
+    For channels: ``reject=True`` answers ``channelCreate`` with only a
+    ``channelCreationParameterTypeError`` warning (within the connection's five-warning
+    budget), as LM Studio does for a bad creation parameter. ``times`` bounds how many calls
+    it hits (``None``: every call); ``used`` counts them.
+    """
+
+    endpoint: str
+    namespace: str | None = None
+    error: dict[str, Any] | None = None
+    raw_result: bytes | None = None
+    delay: float = 0.0
+    reject: bool = False
+    times: int | None = None
+    used: int = 0
+
+    def take(self, namespace: str, endpoint: str) -> bool:
+        """Whether this fault hits a call of ``endpoint`` on ``namespace`` (and count it)."""
+        if endpoint != self.endpoint or self.namespace not in (None, namespace):
+            return False
+        if self.times is not None and self.used >= self.times:
+            return False
+        self.used += 1
+        return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -16,20 +17,34 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import msgspec
 
 from . import _envelope as env
 from . import _firehose, _logprobs, _models, _vision
 from ._basemodel import base_model_namespace, default_prediction_fields
 from ._catalog import Instance
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
+from ._context import context_budget
 from ._envelope import InvalidParameter, SimulatorError
 from ._faults import Faults
-from ._scripting import PredictionRecord, ScriptedReply, ScriptedToolCall
+from ._rules import choose_reply, last_message_facts
+from ._scripting import (
+    Fragment,
+    PredictionRecord,
+    PredictionRequest,
+    ScriptedReply,
+    ScriptedToolCall,
+)
 
 __all__ = ["llm_namespace"]
 
+# One INFO line per finished prediction; `lmstudio-async simulate` shows them on stderr.
+_predictions_log = logging.getLogger("lmstudio_async.testing.predictions")
+
 _UNKNOWN_CHANNEL_ID = 987_654_321
 _COMPLETE_MODE_LAYER = "completeModeFormatting"
+_PROMPT_BATCH = 512  # tokens per prompt-processing step (llama.cpp's default n_batch)
+_FRAGMENT_BATCH = 64  # unpaced fragments per socket write; a cancel is seen between batches
 
 
 @dataclass(frozen=True)
@@ -47,8 +62,41 @@ class _Fragment:
     content: str
     reasoning_type: str = "none"
     structural: bool = False
+    raw_content: bytes | None = None
+    """The content's JSON string literal, verbatim, when it cannot be encoded normally."""
 
-    def packet(self) -> dict[str, Any]:
+    @classmethod
+    def scripted(cls, piece: str | Fragment) -> _Fragment:
+        if isinstance(piece, str):
+            piece = Fragment(piece)
+        content, raw = piece.content, None
+        if isinstance(content, bytes):
+            raw = b'"' + content + b'"'
+            content = content.decode("utf-8", "replace")
+        elif not content.isascii():
+            try:
+                content.encode()
+            except UnicodeEncodeError:  # lone surrogates: escaped the way JSON.stringify does
+                raw = json.dumps(content).encode()
+        return cls(content, piece.reasoning_type, piece.structural, raw)
+
+    def packet(self) -> dict[str, Any] | msgspec.Raw:
+        if self.raw_content is not None:
+            flags = json.dumps(
+                {
+                    "tokensCount": 1,
+                    "containsDrafted": False,
+                    "reasoningType": self.reasoning_type,
+                    "isStructural": self.structural,
+                }
+            ).encode()
+            return msgspec.Raw(
+                b'{"type":"fragment","fragment":{"content":'
+                + self.raw_content
+                + b","
+                + flags[1:]
+                + b"}"
+            )
         return {
             "type": "fragment",
             "fragment": {
@@ -133,7 +181,9 @@ def _cut_at_stop_string(
         if position >= cut:
             break
         piece = fragment.content[: cut - position]
-        kept.append(_Fragment(piece))
+        if piece != fragment.content:
+            fragment = _Fragment(piece, fragment.reasoning_type, fragment.structural)
+        kept.append(fragment)
         position += len(fragment.content)
     return kept, stop
 
@@ -168,7 +218,11 @@ def _plan(
         if instance.spec.reasoning and thinking and completion_prompt is None and not is_json:
             reasoning = _models.default_reasoning(req.history or {})
         contents = None
-    body = [_Fragment(c) for c in (contents or _models.split_words(content))]
+    body = (
+        [_Fragment.scripted(c) for c in contents]
+        if contents is not None
+        else [_Fragment(c) for c in _models.split_words(content)]
+    )
     plan = _Plan(body, tool_calls=script.tool_calls if script else ())
     if script is not None and script.stop_reason is not None:
         plan.stop_reason = script.stop_reason
@@ -254,69 +308,124 @@ class _Prediction:
             return await ctx.wait_cancel(None)
         return False
 
-    async def send_prompt_progress(self, prompt_tokens: int) -> None:
-        """Prompt processing at 0 and at 1, with details, as current LM Studio versions send."""
-        for progress in (0, 1):
+    async def send_prompt_progress(
+        self, prompt_tokens: int, tokens_per_second: float | None = None
+    ) -> bool:
+        """Prompt processing from 0 to 1, one step per 512 tokens, with details, as LM Studio
+        sends it; paced at ``tokens_per_second`` when given. True if cancelled meanwhile."""
+        counts = [*range(0, prompt_tokens, _PROMPT_BATCH), prompt_tokens]
+        if len(counts) == 1:
+            counts.append(prompt_tokens)  # an empty prompt still reports 0, then 1
+        last = len(counts) - 1
+        for n, processed in enumerate(counts):
+            if n and tokens_per_second:
+                step = processed - counts[n - 1]
+                if await self.ctx.wait_cancel(step / tokens_per_second):
+                    return True
+            progress = processed / prompt_tokens if prompt_tokens else float(n == last)
             await self.ctx.send(
                 {
                     "type": "promptProcessingProgress",
-                    "progress": progress,
+                    "progress": 1 if n == last else progress,
                     "details": {
                         "cachedTokenCount": 0,
                         "totalPromptTokenCount": prompt_tokens,
-                        "processedPromptTokenCount": prompt_tokens * progress,
-                        "unprocessedPromptTokenCount": prompt_tokens * (1 - progress),
+                        "processedPromptTokenCount": processed,
+                        "unprocessedPromptTokenCount": prompt_tokens - processed,
                     },
                 }
             )
+        return False
 
-    async def stream(self, plan: _Plan, script: ScriptedReply | None, prompt_tokens: int) -> None:
+    async def stream(
+        self,
+        plan: _Plan,
+        script: ScriptedReply | None,
+        prompt_tokens: int,
+        tokens_per_second: float | None = None,
+    ) -> None:
         ctx, record = self.ctx, self.record
         started = time.monotonic()
-        await self.send_prompt_progress(prompt_tokens)
+        pace = script.prompt_tokens_per_second if script is not None else None
+        stopped = await self.send_prompt_progress(prompt_tokens, pace)
         delay = self.faults.delay_before_first_fragment
-        tps = None
+        tps = tokens_per_second
         if script is not None:
             delay += script.time_to_first_token
-            tps = script.tokens_per_second
-        stopped = bool(delay) and await ctx.wait_cancel(delay)
+            tps = script.tokens_per_second or tokens_per_second
+        stopped = stopped or (bool(delay) and await ctx.wait_cancel(delay))
         interval = 1.0 / tps if tps else 0.0
-        for index, fragment in enumerate(plan.fragments):
-            if stopped:
-                break
-            stopped = await self._fault_point(index)
-            if stopped or ctx.cancel_requested.is_set():
-                stopped = True
-                break
+        if not stopped and (interval or _has_fragment_faults(self.faults)):
+            stopped = await self._stream_one_by_one(plan.fragments, interval)
+        elif not stopped:
+            stopped = await self._stream_batched(plan.fragments)
+        if not stopped:
+            stopped = await self._fault_point(len(plan.fragments))
+        if not stopped:
+            stopped = await self._tool_calls(plan.tool_calls)
+        if stopped and self.faults.ignore_cancel:
+            # The server saw the cancel and goes quiet: no userStopped, no channelClose.
+            await anyio.sleep_forever()
+        stop_reason = "userStopped" if stopped else plan.stop_reason
+        await ctx.send(self._success(plan, stop_reason, started, prompt_tokens, tps))
+        record.status = "cancelled" if stopped else "finished"
+
+    async def _stream_one_by_one(self, fragments: Sequence[_Fragment], interval: float) -> bool:
+        """Paced streaming, or with faults due at given counts; True if cancelled."""
+        ctx, record = self.ctx, self.record
+        for index, fragment in enumerate(fragments):
+            if await self._fault_point(index) or ctx.cancel_requested.is_set():
+                return True
             if index and interval and await ctx.wait_cancel(interval):
-                stopped = True
-                break
-            packet = fragment.packet()
-            if self.candidates is not None:
-                tokens = _logprobs.token_entries(fragment.content, self.candidates)
-                packet["fragment"]["tokens"] = tokens
-            await ctx.send(packet)
+                return True
+            await ctx.send(self._packet(fragment))
             await anyio.lowlevel.checkpoint()  # let a cancel arriving mid-stream be seen
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
             self.tokens += 1
             record.fragments_sent += 1
-            record.content += fragment.content
-        if not stopped:
-            stopped = await self._fault_point(len(plan.fragments))
-        if not stopped:
-            stopped = await self._tool_calls(plan.tool_calls)
-        stop_reason = "userStopped" if stopped else plan.stop_reason
-        await ctx.send(self._success(plan, stop_reason, started, prompt_tokens, tps))
-        record.status = "cancelled" if stopped else "finished"
+            record.add_content(fragment.content)
+        return False
+
+    def _packet(self, fragment: _Fragment) -> dict[str, Any] | msgspec.Raw:
+        """The fragment's wire packet, with its log-probability tokens when they were asked for.
+
+        A fragment carrying deliberately broken bytes (``msgspec.Raw``) is sent as it is.
+        """
+        packet = fragment.packet()
+        if self.candidates is not None and isinstance(packet, dict):
+            packet["fragment"]["tokens"] = _logprobs.token_entries(
+                fragment.content, self.candidates
+            )
+        return packet
+
+    async def _stream_batched(self, fragments: Sequence[_Fragment]) -> bool:
+        """Unpaced, fault-free streaming, many frames per write; True if cancelled."""
+        ctx, record = self.ctx, self.record
+        channel_send, channel_id = env.channel_send, ctx.channel_id
+        for start in range(0, len(fragments), _FRAGMENT_BATCH):
+            if ctx.cancel_requested.is_set():
+                return True
+            batch = fragments[start : start + _FRAGMENT_BATCH]
+            await ctx.conn.send_frames([channel_send(channel_id, self._packet(f)) for f in batch])
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self.tokens += len(batch)
+            record.fragments_sent += len(batch)
+            for fragment in batch:
+                record.add_content(fragment.content)
+            await anyio.lowlevel.checkpoint()  # let a cancel arriving mid-stream be seen
+        return False
 
     async def _tool_calls(self, calls: Sequence[ScriptedToolCall]) -> bool:
         for call in calls:
             if self.ctx.cancel_requested.is_set():
                 return True
             call_id = call.id or self.ctx.state.next_tool_call_id()
-            raw = json.dumps({"name": call.name, "arguments": call.arguments})
-            raw_content = f"<tool_call>\n{raw}\n</tool_call>"
+            body: dict[str, Any] = {"name": call.name}
+            if call.arguments is not None:
+                body["arguments"] = call.arguments
+            raw_content = f"<tool_call>\n{json.dumps(body)}\n</tool_call>"
             await self.ctx.send({"type": "toolCallGenerationStart", "toolCallId": call_id})
             if call.fail:
                 error = env.serialized_error(
@@ -326,18 +435,15 @@ class _Prediction:
                 await self.ctx.send({**packet, "rawContent": raw_content})
                 continue
             await self.ctx.send({"type": "toolCallGenerationNameReceived", "name": call.name})
-            await self.ctx.send(
-                {
-                    "type": "toolCallGenerationArgumentFragmentGenerated",
-                    "content": json.dumps(call.arguments),
-                }
-            )
-            request = {
-                "type": "function",
-                "id": call_id,
-                "name": call.name,
-                "arguments": call.arguments,
-            }
+            if call.argument_fragments is not None:
+                pieces = list(call.argument_fragments)
+            else:
+                pieces = [] if call.arguments is None else [json.dumps(call.arguments)]
+            for piece in pieces:
+                await self.ctx.send(
+                    {"type": "toolCallGenerationArgumentFragmentGenerated", "content": piece}
+                )
+            request = {"type": "function", "id": call_id, **body}
             await self.ctx.send(
                 {
                     "type": "toolCallGenerationEnd",
@@ -381,6 +487,22 @@ class _Prediction:
         }
 
 
+def _has_fragment_faults(faults: Faults) -> bool:
+    """Whether any fault is due after some number of fragments (then stream one by one)."""
+    return any(
+        value is not None
+        for value in (
+            faults.malformed_json_after_fragments,
+            faults.unknown_packet_after_fragments,
+            faults.unknown_channel_after_fragments,
+            faults.unknown_envelope_after_fragments,
+            faults.channel_error_after_fragments,
+            faults.drop_after_fragments,
+            faults.stall_after_fragments,
+        )
+    )
+
+
 def _preset_not_found(name: str) -> SimulatorError:
     return SimulatorError(
         env.serialized_error(
@@ -399,6 +521,32 @@ def _requested_identifier(specifier: dict[str, Any]) -> str:
     if specifier["type"] == "instanceReference":
         return str(specifier["instanceReference"])
     return str(specifier["query"].get("identifier", ""))
+
+
+def _request_for_rules(
+    req: _PredictRequest, instance: Instance, config: dict[str, Any], prompt: str | None
+) -> PredictionRequest:
+    user, role = last_message_facts(req.history, prompt)
+    tools = (config.get("llm.prediction.tools") or {}).get("tools") or []
+    return PredictionRequest(
+        endpoint=req.endpoint,
+        model=instance.identifier,
+        model_key=instance.spec.model_key,
+        history=req.history,
+        raw_prompt=prompt,
+        config=config,
+        tools=tools,
+        last_user_message=user,
+        last_message_role=role,
+    )
+
+
+def _limit_to_context(plan: _Plan, max_generated: int | None) -> None:
+    if max_generated is not None and len(plan.fragments) > max_generated:
+        plan.fragments = plan.fragments[:max_generated]
+        plan.stop_reason = "contextLengthReached"
+        plan.stop_string = None
+        plan.tool_calls = ()
 
 
 async def _run_prediction(
@@ -434,7 +582,12 @@ async def _run_prediction(
         config = env.flatten_stack(req.stack)
         uploads = state.files.get(ctx.conn.client_identifier, {})
         files = _vision.received_files(uploads, instance, req.history or {})
-        script = state.script_for(instance)
+        # Rules first: they are aimed at this very request, the queue only at the model.
+        script = await choose_reply(
+            state.rules, _request_for_rules(req, instance, config, completion_prompt)
+        )
+        if script is None:
+            script = state.script_for(instance)
         if script is not None and script.error is not None:
             raise SimulatorError(script.error)
         faults = script.faults if script is not None and script.faults else state.faults
@@ -447,17 +600,38 @@ async def _run_prediction(
             tools = (config.get("llm.prediction.tools") or {}).get("tools")
             formatted = _models.apply_prompt_template(req.history or {}, tools)
             prompt_tokens = len(_models.tokenize(formatted))
+        if state.enforce_context_length:
+            budget = context_budget(
+                prompt_tokens=prompt_tokens,
+                context_length=instance.context_length,
+                policy=config.get("llm.prediction.contextOverflowPolicy"),
+                history=req.history,
+            )
+            prompt_tokens = budget.prompt_tokens
+            _limit_to_context(plan, budget.max_generated)
         prediction = _Prediction(ctx, instance, record, faults, config)
         if firehose and script is None and faults == Faults():
             await _firehose.stream(prediction, req.history, prompt_tokens)
         else:
-            await prediction.stream(plan, script, prompt_tokens)
+            await prediction.stream(plan, script, prompt_tokens, state.tokens_per_second)
     except anyio.get_cancelled_exc_class():
         record.status = "disconnected"
         raise
     except BaseException:
         record.status = "errored"
         raise
+    finally:
+        _predictions_log.info(
+            "prediction connection=%d channel=%d model=%s endpoint=%s outcome=%s "
+            "cancel_received=%s fragments_sent=%d",
+            record.connection_id,
+            record.channel_id,
+            record.model_identifier,
+            record.endpoint,
+            record.status,
+            "yes" if record.cancel_received else "no",
+            record.fragments_sent,
+        )
 
 
 async def _apply_prompt_template(conn: Connection, param: Any) -> Any:

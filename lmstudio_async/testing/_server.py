@@ -26,12 +26,13 @@ from . import _openai
 from ._catalog import ModelSpec, default_catalog
 from ._connection import Connection, Namespace
 from ._embedding import embedding_namespace
-from ._faults import Faults
+from ._faults import EndpointFault, Faults
 from ._hub import Hub
 from ._llm import llm_namespace
 from ._repository import repository_namespace
+from ._rules import Rule
 from ._runtime import plugins_namespace, runtime_namespace
-from ._scripting import PredictionRecord, ScriptedReply
+from ._scripting import PredictionRecord, Responder, ScriptedReply
 from ._state import ServerState
 from ._system import files_namespace, system_namespace
 
@@ -73,6 +74,10 @@ class Simulator:
     docstring for scripting and fault injection. The same port serves LM Studio's
     OpenAI-compatible ``/v1/models`` and ``/v1/chat/completions``. ``firehose=True`` streams
     unscripted predictions as fast as the socket allows, for benchmarks (see ``_firehose``).
+    ``tokens_per_second`` paces every reply that sets no pacing of its own (fragments per
+    second; ``None``: as fast as possible). ``enforce_context_length`` applies the loaded
+    context length and ``contextOverflowPolicy`` like LM Studio (``False``: prompts of any
+    size fit). ``rules`` are installed as if passed to :meth:`add_rule` in order.
     """
 
     def __init__(
@@ -89,6 +94,9 @@ class Simulator:
         build: int = 2,
         auth_timeout: float = 10.0,
         firehose: bool = False,
+        tokens_per_second: float | None = None,
+        enforce_context_length: bool = True,
+        rules: Sequence[Rule] = (),
     ) -> None:
         specs = list(default_catalog() if catalog is None else catalog)
         if loaded is None:
@@ -106,6 +114,11 @@ class Simulator:
         self._state = ServerState(
             catalog=specs, loaded=loaded, load_duration=load_duration, version=version, build=build
         )
+        if tokens_per_second is not None and not tokens_per_second > 0:
+            raise ValueError(f"tokens_per_second must be positive, not {tokens_per_second}")
+        self._state.tokens_per_second = tokens_per_second
+        self._state.enforce_context_length = enforce_context_length
+        self._state.rules.extend(rules)
         self._bind = (host, port)
         self.host = host
         self.port = port
@@ -202,6 +215,91 @@ class Simulator:
     def script(self, model: str, *replies: ScriptedReply) -> None:
         """Queue replies for predictions on ``model`` (an identifier or a model key)."""
         self._state.scripts.setdefault(model, deque()).extend(replies)
+
+    def add_rule(
+        self,
+        reply: ScriptedReply | Responder,
+        *,
+        model: str | None = None,
+        last_user_message: str | re.Pattern[str] | None = None,
+        last_message_role: str | None = None,
+        has_tools: bool | None = None,
+        endpoint: str | None = None,
+        times: int | None = None,
+    ) -> Rule:
+        """Answer the predictions that match with ``reply``; returns the installed :class:`Rule`.
+
+        Rules are tried in the order added, before the per-model queue of :meth:`script`; the
+        first one that matches answers (every given condition must hold). ``reply`` is a
+        :class:`ScriptedReply`, or a callable (plain or ``async``) given the
+        :class:`PredictionRequest` that returns one, or ``None`` to pass to the next rule.
+        ``model`` is an identifier or model key; ``last_user_message`` a regular expression
+        searched in the last user message (the raw prompt for completions);
+        ``last_message_role`` e.g. ``"tool"`` for "right after a tool result"; ``has_tools``
+        whether tools were offered; ``endpoint`` ``"predict"`` or ``"completeRawText"``;
+        ``times`` answers at most that many predictions. Unmatched predictions fall through
+        to the queue, then to the default model. Raises ``ValueError`` for a bad ``endpoint``
+        or ``times``, ``re.error`` for a bad pattern.
+        """
+        pattern = (
+            re.compile(last_user_message)
+            if isinstance(last_user_message, str)
+            else last_user_message
+        )
+        rule = Rule(
+            reply=reply,
+            model=model,
+            last_user_message=pattern,
+            last_message_role=last_message_role,
+            has_tools=has_tools,
+            endpoint=endpoint,
+            times=times,
+        )
+        self._state.rules.append(rule)
+        return rule
+
+    @property
+    def rules(self) -> list[Rule]:
+        """The installed rules in matching order (remove one to uninstall it)."""
+        return self._state.rules
+
+    def fault_endpoint(
+        self,
+        endpoint: str,
+        *,
+        namespace: str | None = None,
+        error: dict[str, Any] | None = None,
+        raw_result: bytes | None = None,
+        delay: float = 0.0,
+        reject: bool = False,
+        times: int | None = None,
+    ) -> EndpointFault:
+        """Make one endpoint misbehave while the others work; returns the :class:`EndpointFault`.
+
+        RPCs: ``error`` (see :func:`lmstudio_error`) fails the call with ``rpcError``;
+        ``raw_result`` answers with those bytes as the result's JSON; ``delay`` (seconds)
+        answers slowly. Channels: ``reject=True`` answers ``channelCreate`` with only a
+        ``channelCreationParameterTypeError`` warning. ``times`` limits how many calls are hit
+        (``None``: all). For example ``sim.fault_endpoint("getModelInfo", error=
+        lmstudio_error("Boom"), times=1)`` fails the next ``getModelInfo`` only.
+        """
+        if reject and (error is not None or raw_result is not None or delay):
+            raise ValueError("reject applies to channels; error/raw_result/delay to RPCs")
+        if error is not None and raw_result is not None:
+            raise ValueError("give error or raw_result, not both")
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        fault = EndpointFault(
+            endpoint=endpoint,
+            namespace=namespace,
+            error=error,
+            raw_result=raw_result,
+            delay=delay,
+            reject=reject,
+            times=times,
+        )
+        self._state.endpoint_faults.append(fault)
+        return fault
 
     def loaded_identifiers(self) -> list[str]:
         """Identifiers of the loaded instances, in load order."""

@@ -13,8 +13,9 @@ from typing import Any
 
 from ._catalog import Instance, ModelSpec, ModelType
 from ._envelope import SimulatorError, serialized_error
-from ._faults import Faults
+from ._faults import EndpointFault, Faults
 from ._hub import Hub
+from ._rules import Rule
 from ._scripting import PredictionRecord, ScriptedReply
 
 __all__ = ["ServerState"]
@@ -39,6 +40,11 @@ class ServerState:
         self.scripts: dict[str, deque[ScriptedReply]] = {}
         self.faults = Faults()
         self.predictions: list[PredictionRecord] = []
+        # Testing-kit controls (see Simulator): rules, endpoint faults, pacing, context.
+        self.rules: list[Rule] = []
+        self.endpoint_faults: list[EndpointFault] = []
+        self.tokens_per_second: float | None = None
+        self.enforce_context_length = True
         self.load_duration = load_duration
         self.version = version
         self.build = build
@@ -218,3 +224,7 @@ class ServerState:
             if queue:
                 return queue.popleft()
         return None
+
+    def endpoint_fault(self, namespace: str, endpoint: str) -> EndpointFault | None:
+        """The first endpoint fault that hits this call (counted as used), if any."""
+        return next((f for f in self.endpoint_faults if f.take(namespace, endpoint)), None)

@@ -1,0 +1,68 @@
+"""The pytest plugin, run the way a user's project runs it: a fresh directory, a subprocess.
+
+The project under test has no conftest, no pytest configuration and no ``-p`` options, so
+only what installing the package registers (the ``pytest11`` entry point) is in play.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_testing_snippet() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Testing your own app", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "the README's testing section lost its python snippet"
+    return match.group(1)
+
+
+def _run_pytest(project: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-W", "error", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_readme_snippet_passes_in_a_fresh_project(tmp_path: Path) -> None:
+    (tmp_path / "test_readme_snippet.py").write_text(_readme_testing_snippet())
+    (tmp_path / "test_options.py").write_text(
+        """
+import pytest
+
+import lmstudio_async as lms
+from lmstudio_async.testing import Simulator
+
+
+@pytest.mark.lmstudio_simulator(tokens_per_second=1000.0, loaded=["qwen3-4b-thinking"])
+async def test_marker_configures_the_simulator(
+    lmstudio_simulator: Simulator, lmstudio_client: lms.LMStudioClient
+) -> None:
+    assert lmstudio_simulator.loaded_identifiers() == ["qwen3-4b-thinking"]
+    model = await lmstudio_client.llm.model("qwen3-4b-thinking")
+    assert (await model.respond("hi")).stats.tokens_per_second == 1000.0
+
+
+@pytest.mark.anyio
+async def test_a_marked_test_without_the_fixtures() -> None:
+    async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
+        loaded = [m.identifier for m in await client.llm.list_loaded()]
+        assert loaded == ["qwen2.5-7b-instruct"]
+        assert sim.connection_count() == 1
+"""
+    )
+    run = _run_pytest(tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 passed" in run.stdout, run.stdout
