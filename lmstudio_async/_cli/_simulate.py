@@ -25,15 +25,29 @@ def add_simulate_command(commands: Any) -> None:
         "--port", type=int, default=1234, help="port to bind, 0 for any free one (default: 1234)"
     )
     parser.add_argument("--api-token", help="require this sk-lm-... API token from clients")
+    parser.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help='JSON catalogue of downloaded models ({"models": [{"modelKey": ..., "path": ..., '
+        '"loaded": true}, ...]}; see lmstudio_async.testing.read_catalog) instead of the '
+        "built-in one",
+    )
     # Ctrl-C is how a foreground server is meant to stop: exit 0, not 130.
     parser.set_defaults(run=run_simulate, ctrl_c_is_success=True)
 
 
 async def run_simulate(args: argparse.Namespace, interrupts: Interrupts) -> int:
-    from ..testing import Simulator
+    from ..testing import Simulator, read_catalog
 
     try:
-        simulator = Simulator(host=args.host, port=args.port, api_token=args.api_token)
+        models = read_catalog(args.catalog) if args.catalog is not None else None
+        simulator = Simulator(
+            host=args.host,
+            port=args.port,
+            api_token=args.api_token,
+            catalog=None if models is None else models.models,
+            loaded=None if models is None else models.loaded,
+        )
     except ValueError as exc:
         print(f"lmstudio-async simulate: {exc}", file=sys.stderr)
         return 2

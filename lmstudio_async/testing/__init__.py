@@ -14,16 +14,18 @@ Models are deterministic: ``default_reply`` and ``default_completion`` say what 
         sim.script("qwen2.5-7b-instruct", ScriptedReply(content="Hi there"))
         ...  # point a client at sim.base_url
 
-Run standalone with ``python -m lmstudio_async.testing --port 1234``.
+Run standalone with ``python -m lmstudio_async.testing --port 1234`` (``--catalog FILE`` serves
+the models a JSON catalogue lists, see :func:`read_catalog`).
 """
 
-from ._catalog import ModelSpec, default_catalog
+from ._catalog import CatalogFile, ModelSpec, default_catalog, read_catalog
 from ._faults import Faults
 from ._models import default_completion, default_reply
 from ._scripting import PredictionRecord, ScriptedReply, ScriptedToolCall
 from ._server import Simulator, serve
 
 __all__ = [
+    "CatalogFile",
     "Faults",
     "ModelSpec",
     "PredictionRecord",
@@ -33,5 +35,6 @@ __all__ = [
     "default_catalog",
     "default_completion",
     "default_reply",
+    "read_catalog",
     "serve",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _envelope as env
+from . import _failures as failures
 from . import _models
 from ._catalog import Instance, ModelSpec, ModelType
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
@@ -74,7 +75,7 @@ class _BaseModelEndpoints:
         specifier = env.require_specifier(param, "specifier")
         throw = env.require_bool(param, "throwIfNotFound")
         try:
-            return conn.state.resolve(self.domain, specifier, by_identifier_error=True).info()
+            return conn.state.resolve(self.domain, specifier).info()
         except SimulatorError:
             if throw:
                 raise
@@ -83,7 +84,7 @@ class _BaseModelEndpoints:
     def _resolve_rpc(self, conn: Connection, param: Any) -> tuple[dict[str, Any], Instance]:
         param = env.require_object(param, "parameter")
         specifier = env.require_specifier(param, "specifier")
-        return param, conn.state.resolve(self.domain, specifier, by_identifier_error=True)
+        return param, conn.state.resolve(self.domain, specifier)
 
     async def get_load_config(self, conn: Connection, param: Any) -> Any:
         return self._resolve_rpc(conn, param)[1].load_config()
@@ -98,7 +99,7 @@ class _BaseModelEndpoints:
         specifier = env.require_specifier(param, "specifier")
         throw = env.require_bool(param, "throwIfNotFound")
         try:
-            instance = conn.state.resolve(self.domain, specifier, by_identifier_error=True)
+            instance = conn.state.resolve(self.domain, specifier)
         except SimulatorError:
             if throw:
                 raise
@@ -113,9 +114,7 @@ class _BaseModelEndpoints:
         param = env.require_object(param, "parameter")
         identifier = env.require_str(param, "identifier")
         env.optional_nullable_str(param, "deviceIdentifier")
-        instance = conn.state.by_identifier(identifier)
-        if instance is None or instance.spec.type != self.domain:
-            raise conn.state.identifier_not_found(identifier, self.domain)
+        instance = conn.state.resolve_identifier(self.domain, identifier)
         conn.state.instances.remove(instance)
         return MISSING
 
@@ -125,11 +124,20 @@ class _BaseModelEndpoints:
         if not isinstance(text, str):
             raise InvalidParameter("inputString: expected string")
         instance.touch()
-        return {"tokens": _models.tokenize(text)}
+        tokens = _models.tokenize(text)
+        if self.domain == "embedding":
+            # Embedding models (BERT-style) wrap the text in start and end markers when they
+            # tokenize it, which countTokens does not count.
+            tokens = [_models.EMBEDDING_START_TOKEN, *tokens, _models.EMBEDDING_END_TOKEN]
+        return {"tokens": tokens}
 
     async def count_tokens(self, conn: Connection, param: Any) -> Any:
-        tokens = (await self.tokenize(conn, param))["tokens"]
-        return {"tokenCount": len(tokens)}
+        param, instance = self._resolve_rpc(conn, param)
+        text = param.get("inputString")
+        if not isinstance(text, str):
+            raise InvalidParameter("inputString: expected string")
+        instance.touch()
+        return {"tokenCount": len(_models.tokenize(text))}
 
     # ---- loading channels ----------------------------------------------------------------
 
@@ -148,14 +156,6 @@ class _BaseModelEndpoints:
         ttl = env.optional_positive_int(param, "loadTtlMs")
         return _LoadRequest(identifier, None, ttl, _load_fields(param))
 
-    def _spec_for(self, ctx: ChannelContext, key: str) -> ModelSpec:
-        spec = ctx.state.find_spec(key)
-        if spec is None:
-            raise ctx.state.path_not_found(key)
-        if spec.type != self.domain:
-            raise ctx.state.domain_mismatch(spec, self.domain)
-        return spec
-
     async def _simulate_load(
         self,
         ctx: ChannelContext,
@@ -163,6 +163,8 @@ class _BaseModelEndpoints:
         identifier: str,
         request: _LoadRequest,
         progress_type: str,
+        *,
+        jit: bool = False,
     ) -> Instance:
         step = ctx.state.load_duration / _LOAD_STEPS
         for n in range(1, _LOAD_STEPS + 1):
@@ -172,7 +174,7 @@ class _BaseModelEndpoints:
                 )
             await ctx.send({"type": progress_type, "progress": n / _LOAD_STEPS})
         if ctx.state.by_identifier(identifier) is not None:
-            raise _identifier_taken(identifier)
+            raise failures.identifier_taken(identifier)
         fields = {e["key"]: e["value"] for e in request.load_fields}
         context = fields.get(self.ctx_key)
         context_length = (
@@ -186,38 +188,42 @@ class _BaseModelEndpoints:
             ttl_ms=request.ttl_ms,
             context_length=context_length,
             load_fields=request.load_fields,
+            jit=jit,
         )
 
     async def run_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
-        spec = self._spec_for(ctx, request.key)
+        spec = ctx.state.spec_for_load(request.key, self.domain)
         if request.identifier is not None and ctx.state.by_identifier(request.identifier):
-            raise _identifier_taken(request.identifier)
+            raise failures.identifier_taken(request.identifier)
         identifier = request.identifier or ctx.state.default_identifier(spec)
-        await ctx.send({"type": "resolved", "info": spec.info()})
+        resolved: dict[str, Any] = {"type": "resolved", "info": spec.info()}
+        others = [s.model_key for s in ctx.state.find_specs(request.key) if s is not spec]
+        if others:
+            resolved["ambiguous"] = others
+        await ctx.send(resolved)
         instance = await self._simulate_load(ctx, spec, identifier, request, "progress")
         await ctx.send({"type": "success", "info": instance.info()})
 
     async def run_get_or_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
-        existing = ctx.state.by_identifier(request.key)
-        if existing is not None:
-            if existing.spec.type != self.domain:
-                raise ctx.state.domain_mismatch(existing.spec, self.domain)
+        state = ctx.state
+        # A loaded instance answers first (by identifier, else by model key or path), so a
+        # second getOrLoad of the same model never loads a second instance.
+        if state.named(request.key):
+            existing = state.resolve_identifier(self.domain, request.key)
             await ctx.send({"type": "alreadyLoaded", "info": existing.info()})
             return
-        spec = self._spec_for(ctx, request.key)
-        identifier = ctx.state.default_identifier(spec)
+        spec = state.spec_for_load(request.key, self.domain)
+        # JIT auto-evict (the app's default): a just-in-time load first unloads the models
+        # earlier JIT loads brought in, whatever their domain, and says so.
+        for other in state.jit_instances():
+            state.instances.remove(other)
+            await ctx.send({"type": "unloadingOtherJITModel", "info": other.info()})
+        identifier = state.default_identifier(spec)
         await ctx.send({"type": "startLoading", "identifier": identifier, "info": spec.info()})
-        instance = await self._simulate_load(ctx, spec, identifier, request, "loadProgress")
-        await ctx.send({"type": "loadSuccess", "info": instance.info()})
-
-
-def _identifier_taken(identifier: str) -> SimulatorError:
-    return SimulatorError(
-        env.serialized_error(
-            f'A model with identifier "{identifier}" is already loaded',
-            suggestion="Choose another identifier or unload the existing instance first.",
+        instance = await self._simulate_load(
+            ctx, spec, identifier, request, "loadProgress", jit=True
         )
-    )
+        await ctx.send({"type": "loadSuccess", "info": instance.info()})
 
 
 def base_model_namespace(domain: ModelType) -> Namespace:

@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 
 from . import _envelope as env
-from . import _firehose, _models
+from . import _firehose, _models, _structured
 from ._basemodel import base_model_namespace, default_prediction_fields
 from ._catalog import Instance
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
@@ -145,24 +145,24 @@ def _plan(
     script: ScriptedReply | None,
     completion_prompt: str | None,
 ) -> _Plan:
-    structured = config.get("llm.prediction.structured") or {}
-    is_json = structured.get("type") == "json" and "jsonSchema" in structured
+    # Structured output binds chat predictions and completions alike (JSON schema or GBNF).
+    constrained = _structured.constrained_content(config.get("llm.prediction.structured"))
     if script is not None:
         content = script.content
         reasoning = script.reasoning
         contents = list(script.fragments) if script.fragments is not None else None
     else:
-        if completion_prompt is not None:
+        if constrained is not None:
+            content = constrained
+        elif completion_prompt is not None:
             content = _models.default_completion(completion_prompt)
-        elif is_json:
-            content = json.dumps(_models.instance_for_schema(structured["jsonSchema"]))
         else:
             content = _models.default_reply(req.history or {})
         reasoning = None
         # LM Studio hands enableThinking to the chat template; a thinking model told not to
         # think answers without a reasoning segment.
         thinking = config.get("llm.prediction.reasoning.enableThinking", True) is not False
-        if instance.spec.reasoning and thinking and completion_prompt is None and not is_json:
+        if instance.spec.reasoning and thinking and completion_prompt is None and not constrained:
             reasoning = _models.default_reasoning(req.history or {})
         contents = None
     body = [_Fragment(c) for c in (contents or _models.split_words(content))]
@@ -418,7 +418,7 @@ async def _run_prediction(
 
     ctx.on_cancel = on_cancel
     try:
-        instance = state.resolve("llm", req.specifier, by_identifier_error=False)
+        instance = state.resolve("llm", req.specifier)
         record.model_identifier = instance.identifier
         instance.touch()
         if req.preset is not None:
@@ -456,16 +456,14 @@ async def _apply_prompt_template(conn: Connection, param: Any) -> Any:
     history = env.require_history(param, "history")
     env.require_config_stack(param, "predictionConfigStack")
     opts = env.require_object(param.get("opts", {}), "opts")
-    conn.state.resolve("llm", specifier, by_identifier_error=True)
+    conn.state.resolve("llm", specifier)
     return {"formatted": _models.apply_prompt_template(history, opts.get("toolDefinitions"))}
 
 
 async def _preload_draft_model(conn: Connection, param: Any) -> Any:
     param = env.require_object(param, "parameter")
-    conn.state.resolve("llm", env.require_specifier(param, "specifier"), by_identifier_error=True)
-    key = env.require_str(param, "draftModelKey")
-    if conn.state.find_spec(key) is None:
-        raise conn.state.path_not_found(key)
+    conn.state.resolve("llm", env.require_specifier(param, "specifier"))
+    conn.state.spec_for_load(env.require_str(param, "draftModelKey"), "llm")
     return MISSING
 
 
