@@ -114,7 +114,8 @@ class _BaseModelEndpoints:
         param = env.require_object(param, "parameter")
         identifier = env.require_str(param, "identifier")
         env.optional_nullable_str(param, "deviceIdentifier")
-        instance = conn.state.resolve_identifier(self.domain, identifier)
+        # A namespace unloads only its own instances: another domain's is simply not found.
+        instance = conn.state.resolve_identifier(self.domain, identifier, across_domains=False)
         conn.state.instances.remove(instance)
         return MISSING
 

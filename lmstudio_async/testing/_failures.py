@@ -18,8 +18,8 @@ no downloaded model matches a key or   ``generic.pathNotFound``             JS: 
 path (``loadModel``, ``getOrLoad``,                                         model"; our client:
 ``preloadDraftModel``, ...)                                                 ``ModelNotFoundError``
 the model found is of another domain   ``generic.domainMismatch``           JS: domain message
-(an embedding model asked for on
-``/llm``)
+(an embedding model asked for on       (but ``unloadModel`` only sees its
+``/llm``)                              namespace: "no model matching")
 a load asks for an identifier that     none; title ``A model with           Python 1.5 shows the
 is already in use                      identifier "x" already exists``      title as
                                                                             ``Model load error:

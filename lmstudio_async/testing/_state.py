@@ -141,12 +141,16 @@ class ServerState:
             return False
         return not ("domain" in query and instance.spec.type != query["domain"])
 
-    def resolve(self, domain: ModelType, specifier: dict[str, Any]) -> Instance:
+    def resolve(
+        self, domain: ModelType, specifier: dict[str, Any], *, across_domains: bool = True
+    ) -> Instance:
         """The loaded instance a ``ModelSpecifier`` designates, or the error LM Studio sends.
 
         Every endpoint that takes a model specifier or identifier resolves it here, so names
         match the same way everywhere: an identifier query is an instance identifier or a
         model key/path (:meth:`named`), a path query a model path (:func:`spec_rank`).
+        A name that only matches another domain's model is a domain mismatch, unless
+        ``across_domains`` is false: then other domains' instances are not looked at.
         """
         if specifier["type"] == "instanceReference":
             ref = specifier["instanceReference"]
@@ -163,13 +167,16 @@ class ServerState:
         for instance in matching:
             if instance.spec.type == domain:
                 return instance
-        if named and matching:
+        if named and matching and across_domains:
             raise self._domain_mismatch(matching[0].spec, domain)
         raise failures.no_model_matching_query(query, [i.identifier for i in self.loaded(domain)])
 
-    def resolve_identifier(self, domain: ModelType, identifier: str) -> Instance:
-        """The instance an RPC's bare ``identifier`` (``unloadModel``) designates."""
-        return self.resolve(domain, {"type": "query", "query": {"identifier": identifier}})
+    def resolve_identifier(
+        self, domain: ModelType, identifier: str, *, across_domains: bool = True
+    ) -> Instance:
+        """The instance a bare ``identifier`` (``getOrLoad``, ``unloadModel``) designates."""
+        specifier = {"type": "query", "query": {"identifier": identifier}}
+        return self.resolve(domain, specifier, across_domains=across_domains)
 
     @staticmethod
     def _domain_mismatch(spec: ModelSpec, expected: ModelType) -> SimulatorError:
