@@ -1,34 +1,29 @@
 """Every model-lookup failure the simulator reports, and the error LM Studio sends for it.
 
 One table, one builder per row; endpoints never build these errors themselves, so a failure of
-one kind looks the same whichever endpoint hit it (PROTOCOL.md §3.6, §5.7, §5.8):
+one kind looks the same whichever endpoint hit it (PROTOCOL.md §3.6, §5.7, §5.8). Each row:
+the failure, the ``displayData.code`` sent, how the official clients take it.
 
-=====================================  ==================================  ======================
-failure                                ``displayData.code`` (title)         official clients
-=====================================  ==================================  ======================
-no loaded model matches a query or     ``generic.noModelMatchingQuery``     Python 1.5:
-identifier (``predict``, ``tokenize``,                                      ``LMStudioModelNot-
-``countTokens``, ``getModelInfo``,                                          FoundError``; JS:
-``getLoadConfig``, ``unloadModel``,                                         "no model matching"
-``applyPromptTemplate``, ``embedString``                                    message
-...)
-an ``instanceReference`` whose         ``generic.specificModelUnloaded``    JS: "model unloaded"
-instance is gone
-no downloaded model matches a key or   ``generic.pathNotFound``             JS: "cannot find
-path (``loadModel``, ``getOrLoad``,                                         model"; our client:
-``preloadDraftModel``, ...)                                                 ``ModelNotFoundError``
-the model found is of another domain   ``generic.domainMismatch``           JS: domain message
-(an embedding model asked for on       (but ``unloadModel`` only sees its
-``/llm``)                              namespace: "no model matching")
-a load asks for an identifier that     none; title ``A model with           Python 1.5 shows the
-is already in use                      identifier "x" already exists``      title as
-                                                                            ``Model load error:
-                                                                            ...``
-=====================================  ==================================  ======================
+* No loaded model matches a query or identifier (``predict``, ``completeRawText``,
+  ``tokenize``, ``countTokens``, ``getModelInfo``, ``getLoadConfig``,
+  ``getBasePredictionConfig``, ``getInstanceProcessingState``, ``applyPromptTemplate``,
+  ``embedString``, ``unloadModel``; the last looks only at its own namespace's instances):
+  ``generic.noModelMatchingQuery``. Python 1.5 raises ``LMStudioModelNotFoundError`` (the one
+  code it maps to it); JS builds its message from ``displayData.query``.
+* An ``instanceReference`` whose instance has been unloaded (JS handles):
+  ``generic.specificModelUnloaded``.
+* No downloaded model matches a key or path (``loadModel``, ``getOrLoad``,
+  ``preloadDraftModel``, ``listDownloadedModelVariants``): ``generic.pathNotFound``, listing
+  available model keys.
+* The name designates a model of the other domain (an embedding model on ``/llm``):
+  ``generic.domainMismatch``.
+* A load asks for an identifier that is in use: no code, the one-line title
+  ``A model with identifier "x" already exists``; Python 1.5 shows it as
+  ``Model load error: A model with identifier "x" already exists``.
 
 ``generic.identifierNotFound`` is in the protocol's schema, but the official Python suite,
-written against the app, expects "model not found" from every endpoint above, and Python 1.5
-only maps ``noModelMatchingQuery`` to that: the app reports identifier lookups as queries.
+written against the app, expects "model not found" from every lookup above, and Python 1.5
+maps only ``noModelMatchingQuery`` to that: the app reports identifier lookups as queries.
 """
 
 from __future__ import annotations
