@@ -87,6 +87,18 @@ async def test_loading_by_path_prefix_names_the_instance_after_the_key() -> None
     assert sim.loaded_identifiers() == [LLM, EMBEDDER, "llama-3.2-1b-instruct"]
 
 
+async def test_an_ambiguous_load_takes_the_best_match_and_lists_the_others(
+    simulator: Simulator,
+) -> None:
+    async with raw_client(simulator) as client:
+        load = {"modelKey": "LMSTUDIO-COMMUNITY/qwen", "loadConfigStack": NO_STACK}
+        packets, _ = await client.channel_packets(await client.create_channel("loadModel", load))
+    assert packets[0]["type"] == "resolved"
+    assert packets[0]["info"]["modelKey"] == LLM  # the first of equal matches, in catalog order
+    assert packets[0]["ambiguous"] == ["qwen3-4b-thinking"]
+    assert packets[-1]["info"]["identifier"] == f"{LLM}:2"
+
+
 async def test_official_client_gets_a_loaded_model_by_publisher_prefix_without_reloading() -> None:
     async with _simulator() as sim:
         async with lmstudio.AsyncClient(f"{sim.host}:{sim.port}") as client:
