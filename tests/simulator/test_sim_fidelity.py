@@ -11,6 +11,7 @@ import base64
 import json
 from typing import Any
 
+import aiohttp
 import lmstudio
 import pytest
 from sim_helpers import llm_query, predict_parameter, raw_client
@@ -108,6 +109,15 @@ async def test_official_client_gets_a_loaded_model_by_publisher_prefix_without_r
         assert (model.identifier, embedder.identifier) == ("llama-3.2-1b-instruct", EMBEDDER)
         assert reply.content == "You said: Hello"
         assert sim.loaded_identifiers() == [LLM, EMBEDDER, "llama-3.2-1b-instruct"]
+
+
+async def test_the_openai_endpoint_resolves_names_the_same_way() -> None:
+    async with _simulator() as sim, aiohttp.ClientSession() as session:
+        body = {"model": "Hugging-Quants/LLAMA-3.2", "messages": [{"role": "user", "content": "x"}]}
+        async with session.post(f"{sim.http_url}/v1/chat/completions", json=body) as response:
+            reply = await response.json()
+    assert reply["model"] == "llama-3.2-1b-instruct"
+    assert reply["choices"][0]["message"]["content"] == "You said: x"
 
 
 # ---- "not found" codes -------------------------------------------------------------------------
