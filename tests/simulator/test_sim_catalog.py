@@ -116,3 +116,23 @@ async def test_simulate_refuses_a_bad_catalogue_at_start(tmp_path: Path) -> None
     error = done.stderr.decode()
     assert error.startswith("lmstudio-async simulate: invalid catalogue")
     assert "unknown field `vison`" in error
+
+
+def test_the_readme_catalogue_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```json\n")[1:]
+    assert blocks, "the README shows a catalogue example"
+    catalog = read_catalog(_write(tmp_path, blocks[0].split("```", 1)[0]))
+    assert catalog.loaded == ["llama-3.2-1b-instruct"]
+
+
+def test_the_official_suite_catalogue_is_valid() -> None:
+    path = Path(__file__).resolve().parents[2] / "scripts" / "official-suite-catalog.json"
+    catalog = read_catalog(path)
+    # The models the official suite's README asks to have loaded, by their default identifiers.
+    assert catalog.loaded == [
+        "llama-3.2-1b-instruct",
+        "mobilevlm_v2-1.7b",
+        "qwen2.5-7b-instruct-1m",
+        "text-embedding-nomic-embed-text-v1.5",
+    ]
