@@ -68,6 +68,9 @@ class Simulator:
     docstring for scripting and fault injection. The same port serves LM Studio's
     OpenAI-compatible ``/v1/models`` and ``/v1/chat/completions``. ``firehose=True`` streams
     unscripted predictions as fast as the socket allows, for benchmarks (see ``_firehose``).
+    ``catalog`` lists the downloaded models (default :func:`default_catalog`) and ``loaded``
+    the keys loaded at start (default: the first LLM and the first embedding model);
+    :func:`read_catalog` reads both from a JSON file.
     """
 
     def __init__(
