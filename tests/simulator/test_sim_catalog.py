@@ -136,3 +136,13 @@ def test_the_official_suite_catalogue_is_valid() -> None:
         "qwen2.5-7b-instruct-1m",
         "text-embedding-nomic-embed-text-v1.5",
     ]
+
+
+async def test_the_module_entry_point_refuses_a_bad_catalogue_too(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"models": [{"modelKey": ""}]})
+    done = await anyio.run_process(
+        [sys.executable, "-m", "lmstudio_async.testing", "--catalog", str(path)], check=False
+    )
+    assert done.returncode == 2
+    assert "invalid catalogue" in done.stderr.decode()
+    assert "Expected `str` of length >= 1 - at `$.models[0].modelKey`" in done.stderr.decode()
