@@ -121,10 +121,17 @@ class Instance:
     load_fields: list[dict[str, Any]] = field(default_factory=list)
     last_used_time: float | None = None
     jit: bool = False
+    idle_since: float = field(default_factory=time.monotonic)
+    """When the instance was loaded or last used (``time.monotonic()`` seconds)."""
 
     def touch(self) -> None:
         """Record use, as LM Studio does for TTL bookkeeping."""
         self.last_used_time = time.time() * 1000.0
+        self.idle_since = time.monotonic()
+
+    def idle_expired(self, now: float) -> bool:
+        """True once the instance has been idle for longer than its TTL (never without one)."""
+        return self.ttl_ms is not None and now - self.idle_since > self.ttl_ms / 1000.0
 
     def info(self) -> dict[str, Any]:
         """``LLMInstanceInfo``/``EmbeddingModelInstanceInfo``."""

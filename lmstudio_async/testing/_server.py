@@ -197,7 +197,7 @@ class Simulator:
 
     def loaded_identifiers(self) -> list[str]:
         """Identifiers of the loaded instances, in load order."""
-        return [i.identifier for i in self._state.instances]
+        return [i.identifier for i in self._state.loaded()]
 
     def connection_count(self) -> int:
         """Live websocket connections (authenticated or not)."""

@@ -7,6 +7,7 @@ which carry the ``displayData`` codes LM Studio uses (PROTOCOL.md §5.8).
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -77,18 +78,32 @@ class ServerState:
             raise failures.domain_mismatch(spec.model_key, spec.wire_path, spec.type, domain)
         return spec
 
+    def unload_idle(self) -> None:
+        """Unload the instances idle for longer than their TTL, as LM Studio does.
+
+        Checked whenever instances are looked at rather than by a timer: nobody can tell the
+        difference, and the state stays free of tasks. An instance that is generating is busy.
+        """
+        now = time.monotonic()
+        busy = {r.model_identifier for r in self.predictions if r.status == "running"}
+        self.instances = [
+            i for i in self.instances if i.identifier in busy or not i.idle_expired(now)
+        ]
+
     def loaded(self, domain: ModelType | None = None) -> list[Instance]:
+        self.unload_idle()
         return [i for i in self.instances if domain is None or i.spec.type == domain]
 
     def by_identifier(self, identifier: str) -> Instance | None:
         """The instance whose identifier is ``identifier`` (compared case-insensitively)."""
+        self.unload_idle()
         wanted = identifier.casefold()
         return next((i for i in self.instances if i.identifier.casefold() == wanted), None)
 
     def named(self, name: str) -> list[Instance]:
         """Loaded instances ``name`` designates: the one with that identifier, else the
         instances of the downloaded model it names (key or path, as :func:`spec_rank`)."""
-        exact = self.by_identifier(name)
+        exact = self.by_identifier(name)  # unloads idle instances first
         if exact is not None:
             return [exact]
         return [i for i in self.instances if spec_rank(i.spec, name) is not None]
@@ -127,7 +142,7 @@ class ServerState:
 
     def jit_instances(self) -> list[Instance]:
         """Instances loaded just in time (by ``getOrLoad``), which the next JIT load evicts."""
-        return [i for i in self.instances if i.jit]
+        return [i for i in self.loaded() if i.jit]
 
     def next_tool_call_id(self) -> str:
         return f"call_{next(self._tool_call_ids)}"
@@ -152,6 +167,7 @@ class ServerState:
         A name that only matches another domain's model is a domain mismatch, unless
         ``across_domains`` is false: then other domains' instances are not looked at.
         """
+        self.unload_idle()
         if specifier["type"] == "instanceReference":
             ref = specifier["instanceReference"]
             found = next((i for i in self.instances if i.instance_reference == ref), None)

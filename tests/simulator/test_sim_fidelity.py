@@ -16,7 +16,8 @@ import lmstudio
 import pytest
 from sim_helpers import llm_query, predict_parameter, raw_client
 
-from lmstudio_async.testing import ModelSpec, Simulator, default_catalog
+from lmstudio_async.testing import ModelSpec, PredictionRecord, Simulator, default_catalog
+from lmstudio_async.testing._state import ServerState
 
 pytestmark = pytest.mark.anyio
 
@@ -276,6 +277,40 @@ async def test_a_jit_load_evicts_the_previous_jit_model_and_says_so() -> None:
         assert packets[0]["info"]["type"] == "embedding"
         # Models loaded explicitly stay; only the earlier just-in-time model went.
         assert sim.loaded_identifiers() == [LLM, "llama-3.2-1b-instruct", "smollm2-135m-instruct"]
+
+
+async def test_an_instance_idle_past_its_ttl_is_unloaded() -> None:
+    async with _simulator() as sim, raw_client(sim) as client:
+        for key, ttl in (("google/gemma-3-4b", 1), ("qwen3-4b-thinking", 3_600_000)):
+            load = {"modelKey": key, "ttlMs": ttl, "loadConfigStack": NO_STACK}
+            await client.channel_packets(await client.create_channel("loadModel", load))
+        # Idle for more than its 1 ms TTL, it goes; the one-hour TTL model stays.
+        await sim.wait_for(lambda: "google/gemma-3-4b" not in sim.loaded_identifiers())
+        assert "qwen3-4b-thinking" in sim.loaded_identifiers()
+        query = {"specifier": llm_query("google/gemma-3-4b"), "throwIfNotFound": True}
+        reply = await client.rpc("getModelInfo", query)
+        assert reply["error"]["displayData"]["code"] == "generic.noModelMatchingQuery"
+
+
+def test_a_generating_instance_is_busy_however_short_its_ttl() -> None:
+    state = ServerState(catalog=_catalog(), loaded=[], load_duration=0, version="0", build=0)
+    spec = state.find_spec("google/gemma-3-4b")
+    assert spec is not None
+    instance = state.add_instance(spec, "gemma", ttl_ms=1)
+    instance.idle_since -= 10.0  # idle for ten seconds
+    record = PredictionRecord(
+        connection_id=1,
+        channel_id=1,
+        endpoint="predict",
+        model_identifier="gemma",
+        history=None,
+        raw_prompt="x",
+        config_stack={"layers": []},
+    )
+    state.predictions.append(record)
+    assert [i.identifier for i in state.loaded()] == ["gemma"]
+    record.status = "finished"
+    assert state.loaded() == []
 
 
 # ---- upload file types -------------------------------------------------------------------------
