@@ -176,6 +176,10 @@ def _format_server_error(payload: Mapping[str, Any]) -> str:
         parts.append(f"Suggestion: {suggestion}")
     display = payload.get("displayData")
     if isinstance(display, Mapping):
+        # LM Studio's "no model matching" title does not repeat what was asked for.
+        query = display.get("query")
+        if isinstance(query, Mapping) and query:
+            parts.append("Query: " + ", ".join(f"{k}={v!r}" for k, v in query.items()))
         sample = display.get("loadedModelsSample") or display.get("availablePathsSample")
         if isinstance(sample, list) and sample:
             parts.append("Available: " + ", ".join(str(s) for s in sample))

@@ -86,6 +86,13 @@ def add_simulate_command(commands: Any) -> None:
     parser.add_argument(
         "--quiet", action="store_true", help="do not log a line per finished prediction"
     )
+    parser.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help='JSON catalogue of downloaded models ({"models": [{"modelKey": ..., "path": ..., '
+        '"loaded": true}, ...]}; see lmstudio_async.testing.read_catalog) instead of the '
+        "built-in one",
+    )
     # Ctrl-C is how a foreground server is meant to stop: exit 0, not 130.
     parser.set_defaults(run=run_simulate, ctrl_c_is_success=True)
 
@@ -100,18 +107,21 @@ def _log_predictions() -> logging.Handler:
 
 
 async def run_simulate(args: argparse.Namespace, interrupts: Interrupts) -> int:
-    from ..testing import Simulator
+    from ..testing import Simulator, read_catalog
 
     options = simulator_options(args, "lmstudio-async simulate")
     if options is None:
         return 2
     try:
+        models = read_catalog(args.catalog) if args.catalog is not None else None
         simulator = Simulator(
             host=args.host,
             port=args.port,
             api_token=args.api_token,
             enforce_context_length=not args.no_context_limit,
             **options,
+            catalog=None if models is None else models.models,
+            loaded=None if models is None else models.loaded,
         )
     except ValueError as exc:
         print(f"lmstudio-async simulate: {exc}", file=sys.stderr)

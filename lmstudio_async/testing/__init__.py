@@ -22,10 +22,11 @@ channels, cancels never acknowledged, failing loads)::
 A pytest plugin (``lmstudio_async.testing.pytest_plugin``) provides ``lmstudio_simulator``
 and ``lmstudio_client`` fixtures.
 
-Run standalone with ``python -m lmstudio_async.testing --port 1234``.
+Run standalone with ``python -m lmstudio_async.testing --port 1234`` (``--catalog FILE`` serves
+the models a JSON catalogue lists, see :func:`read_catalog`).
 """
 
-from ._catalog import ModelSpec, default_catalog
+from ._catalog import CatalogFile, ModelSpec, default_catalog, read_catalog
 from ._envelope import serialized_error as lmstudio_error
 from ._faults import EndpointFault, Faults
 from ._hub import DownloadableModel, DownloadRecord, Hub, LinkedDevice
@@ -42,6 +43,7 @@ from ._scripting import (
 from ._server import Simulator, serve
 
 __all__ = [
+    "CatalogFile",
     "DownloadRecord",
     "DownloadableModel",
     "EndpointFault",
@@ -62,5 +64,6 @@ __all__ = [
     "default_reply",
     "lmstudio_error",
     "load_rules",
+    "read_catalog",
     "serve",
 ]

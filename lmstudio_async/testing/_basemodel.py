@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _envelope as env
+from . import _failures as failures
 from . import _models
 from ._catalog import Instance, ModelSpec, ModelType
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
@@ -93,7 +94,7 @@ class _BaseModelEndpoints:
         specifier = env.require_specifier(param, "specifier")
         throw = env.require_bool(param, "throwIfNotFound")
         try:
-            return conn.state.resolve(self.domain, specifier, by_identifier_error=True).info()
+            return conn.state.resolve(self.domain, specifier).info()
         except SimulatorError:
             if throw:
                 raise
@@ -102,7 +103,7 @@ class _BaseModelEndpoints:
     def _resolve_rpc(self, conn: Connection, param: Any) -> tuple[dict[str, Any], Instance]:
         param = env.require_object(param, "parameter")
         specifier = env.require_specifier(param, "specifier")
-        return param, conn.state.resolve(self.domain, specifier, by_identifier_error=True)
+        return param, conn.state.resolve(self.domain, specifier)
 
     async def get_load_config(self, conn: Connection, param: Any) -> Any:
         return self._resolve_rpc(conn, param)[1].load_config()
@@ -117,7 +118,7 @@ class _BaseModelEndpoints:
         specifier = env.require_specifier(param, "specifier")
         throw = env.require_bool(param, "throwIfNotFound")
         try:
-            instance = conn.state.resolve(self.domain, specifier, by_identifier_error=True)
+            instance = conn.state.resolve(self.domain, specifier)
         except SimulatorError:
             if throw:
                 raise
@@ -133,16 +134,10 @@ class _BaseModelEndpoints:
         param = env.require_object(param, "parameter")
         identifier = env.require_str(param, "identifier")
         device = _requested_device(param)
-        instance = conn.state.by_identifier(identifier)
-        if (
-            instance is None
-            or instance.spec.type != self.domain
-            or (
-                device is not None
-                and not conn.state.hub.on_device(instance.device_identifier, device)
-            )
-        ):
-            raise conn.state.identifier_not_found(identifier, self.domain)
+        # A namespace unloads only its own instances: another domain's is simply not found.
+        instance = conn.state.resolve_identifier(
+            self.domain, identifier, across_domains=False, device=device
+        )
         conn.state.instances.remove(instance)
         return MISSING
 
@@ -152,11 +147,20 @@ class _BaseModelEndpoints:
         if not isinstance(text, str):
             raise InvalidParameter("inputString: expected string")
         instance.touch()
-        return {"tokens": _models.tokenize(text)}
+        tokens = _models.tokenize(text)
+        if self.domain == "embedding":
+            # Embedding models (BERT-style) wrap the text in start and end markers when they
+            # tokenize it, which countTokens does not count.
+            tokens = [_models.EMBEDDING_START_TOKEN, *tokens, _models.EMBEDDING_END_TOKEN]
+        return {"tokens": tokens}
 
     async def count_tokens(self, conn: Connection, param: Any) -> Any:
-        tokens = (await self.tokenize(conn, param))["tokens"]
-        return {"tokenCount": len(tokens)}
+        param, instance = self._resolve_rpc(conn, param)
+        text = param.get("inputString")
+        if not isinstance(text, str):
+            raise InvalidParameter("inputString: expected string")
+        instance.touch()
+        return {"tokenCount": len(_models.tokenize(text))}
 
     # ---- loading channels ----------------------------------------------------------------
 
@@ -175,14 +179,6 @@ class _BaseModelEndpoints:
         ttl = env.optional_positive_int(param, "loadTtlMs")
         return _LoadRequest(identifier, None, ttl, _load_fields(param), device)
 
-    def _spec_for(self, ctx: ChannelContext, key: str) -> ModelSpec:
-        spec = ctx.state.find_spec(key)
-        if spec is None:
-            raise ctx.state.path_not_found(key)
-        if spec.type != self.domain:
-            raise ctx.state.domain_mismatch(spec, self.domain)
-        return spec
-
     async def _simulate_load(
         self,
         ctx: ChannelContext,
@@ -191,6 +187,8 @@ class _BaseModelEndpoints:
         request: _LoadRequest,
         progress_type: str,
         device: str | None,
+        *,
+        jit: bool = False,
     ) -> Instance:
         step = ctx.state.load_duration / _LOAD_STEPS
         fail_at = ctx.state.faults.load_failure_at_progress
@@ -203,7 +201,7 @@ class _BaseModelEndpoints:
                 raise SimulatorError(ctx.state.faults.load_error or _load_failed(spec))
             await ctx.send({"type": progress_type, "progress": n / _LOAD_STEPS})
         if ctx.state.by_identifier(identifier) is not None:
-            raise _identifier_taken(identifier)
+            raise failures.identifier_taken(identifier)
         fields = {e["key"]: e["value"] for e in request.load_fields}
         context = fields.get(self.ctx_key)
         context_length = (
@@ -218,32 +216,51 @@ class _BaseModelEndpoints:
             context_length=context_length,
             load_fields=request.load_fields,
             device_identifier=device,
+            jit=jit,
         )
 
     async def run_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
-        spec = self._spec_for(ctx, request.key)
+        spec = ctx.state.spec_for_load(request.key, self.domain)
         device = _placement(ctx.state, request.device_identifier)
         if request.identifier is not None and ctx.state.by_identifier(request.identifier):
-            raise _identifier_taken(request.identifier)
+            raise failures.identifier_taken(request.identifier)
         identifier = request.identifier or ctx.state.default_identifier(spec)
-        await ctx.send({"type": "resolved", "info": spec.info()})
+        resolved: dict[str, Any] = {"type": "resolved", "info": spec.info()}
+        others = [s.model_key for s in ctx.state.find_specs(request.key) if s is not spec]
+        if others:
+            resolved["ambiguous"] = others
+        await ctx.send(resolved)
         instance = await self._simulate_load(ctx, spec, identifier, request, "progress", device)
         await ctx.send({"type": "success", "info": instance.info()})
 
     async def run_get_or_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
-        device = _placement(ctx.state, request.device_identifier)
-        existing = ctx.state.by_identifier(request.key)
-        if existing is not None and (
-            request.device_identifier is None or existing.device_identifier == device
-        ):
-            if existing.spec.type != self.domain:
-                raise ctx.state.domain_mismatch(existing.spec, self.domain)
+        state = ctx.state
+        device = _placement(state, request.device_identifier)
+        # A loaded instance answers first (by identifier, else by model key or path), so a
+        # second getOrLoad of the same model never loads a second instance. With a device
+        # named, only an instance on that device counts; otherwise the model loads there.
+        on_device = [
+            i
+            for i in state.named(request.key)
+            if request.device_identifier is None or i.device_identifier == device
+        ]
+        if on_device:
+            existing = state.resolve_identifier(
+                self.domain, request.key, device=request.device_identifier
+            )
             await ctx.send({"type": "alreadyLoaded", "info": existing.info()})
             return
-        spec = self._spec_for(ctx, request.key)
-        identifier = ctx.state.default_identifier(spec)
+        spec = state.spec_for_load(request.key, self.domain)
+        # JIT auto-evict (the app's default): a just-in-time load first unloads the models
+        # earlier JIT loads brought in, whatever their domain, and says so.
+        for other in state.jit_instances():
+            state.instances.remove(other)
+            await ctx.send({"type": "unloadingOtherJITModel", "info": other.info()})
+        identifier = state.default_identifier(spec)
         await ctx.send({"type": "startLoading", "identifier": identifier, "info": spec.info()})
-        instance = await self._simulate_load(ctx, spec, identifier, request, "loadProgress", device)
+        instance = await self._simulate_load(
+            ctx, spec, identifier, request, "loadProgress", device, jit=True
+        )
         await ctx.send({"type": "loadSuccess", "info": instance.info()})
 
 
@@ -252,15 +269,6 @@ def _load_failed(spec: ModelSpec) -> dict[str, Any]:
         f'Failed to load model "{spec.model_key}"',
         cause="Error loading model. (Exit code: 1). Fault injected by the simulator",
         suggestion="Try a smaller context length or offload fewer layers to the GPU.",
-    )
-
-
-def _identifier_taken(identifier: str) -> SimulatorError:
-    return SimulatorError(
-        env.serialized_error(
-            f'A model with identifier "{identifier}" is already loaded',
-            suggestion="Choose another identifier or unload the existing instance first.",
-        )
     )
 
 

@@ -6,11 +6,22 @@ newest JS client and older Python clients accept them (PROTOCOL.md §5.5 and §6
 
 from __future__ import annotations
 
+import os
+import pathlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
-__all__ = ["Instance", "ModelSpec", "default_catalog"]
+import msgspec
+
+__all__ = [
+    "CatalogFile",
+    "Instance",
+    "ModelSpec",
+    "default_catalog",
+    "read_catalog",
+    "spec_rank",
+]
 
 ModelType = Literal["llm", "embedding"]
 
@@ -78,6 +89,26 @@ class ModelSpec:
         return info
 
 
+def spec_rank(spec: ModelSpec, name: str) -> int | None:
+    """How well ``name`` designates the downloaded model ``spec``; ``None`` if not at all.
+
+    LM Studio compares names case-insensitively: ``0`` the model key itself, ``1`` the whole
+    path, ``2`` a prefix of the path (``publisher/repo`` or ``hugging-quants/llama-3.2-1b-instruct``
+    for ``hugging-quants/Llama-3.2-1B-Instruct-Q8_0-GGUF/...``). Lower ranks win.
+    """
+    wanted = name.casefold()
+    if not wanted:
+        return None
+    if spec.model_key.casefold() == wanted:
+        return 0
+    path = spec.wire_path.casefold()
+    if path == wanted:
+        return 1
+    if path.startswith(wanted):
+        return 2
+    return None
+
+
 @dataclass(kw_only=True)
 class Instance:
     """A loaded model instance (server-wide state, shared by every connection)."""
@@ -90,10 +121,18 @@ class Instance:
     load_fields: list[dict[str, Any]] = field(default_factory=list)
     last_used_time: float | None = None
     device_identifier: str | None = None  # an LM Link peer; None = this machine
+    jit: bool = False
+    idle_since: float = field(default_factory=time.monotonic)
+    """When the instance was loaded or last used (``time.monotonic()`` seconds)."""
 
     def touch(self) -> None:
         """Record use, as LM Studio does for TTL bookkeeping."""
         self.last_used_time = time.time() * 1000.0
+        self.idle_since = time.monotonic()
+
+    def idle_expired(self, now: float) -> bool:
+        """True once the instance has been idle for longer than its TTL (never without one)."""
+        return self.ttl_ms is not None and now - self.idle_since > self.ttl_ms / 1000.0
 
     def info(self) -> dict[str, Any]:
         """``LLMInstanceInfo``/``EmbeddingModelInstanceInfo``."""
@@ -185,3 +224,94 @@ def default_catalog() -> list[ModelSpec]:
             embedding_dimensions=768,
         ),
     ]
+
+
+# ---- catalogue files (``simulate --catalog FILE``) -----------------------------------------
+
+_Positive = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class _CatalogEntry(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    # Field names are ModelSpec's in LM Studio's camelCase; UNSET keeps ModelSpec's default.
+    model_key: Annotated[str, msgspec.Meta(min_length=1)]
+    type: ModelType | msgspec.UnsetType = msgspec.UNSET
+    display_name: str | msgspec.UnsetType = msgspec.UNSET
+    publisher: str | msgspec.UnsetType = msgspec.UNSET
+    path: Annotated[str, msgspec.Meta(min_length=1)] | msgspec.UnsetType = msgspec.UNSET
+    size_bytes: _Positive | msgspec.UnsetType = msgspec.UNSET
+    architecture: str | msgspec.UnsetType = msgspec.UNSET
+    params_string: str | msgspec.UnsetType | None = msgspec.UNSET
+    quantization_name: str | msgspec.UnsetType | None = msgspec.UNSET
+    quantization_bits: _Positive | msgspec.UnsetType = msgspec.UNSET
+    format: str | msgspec.UnsetType = msgspec.UNSET
+    vision: bool | msgspec.UnsetType = msgspec.UNSET
+    trained_for_tool_use: bool | msgspec.UnsetType = msgspec.UNSET
+    reasoning: bool | msgspec.UnsetType = msgspec.UNSET
+    max_context_length: _Positive | msgspec.UnsetType = msgspec.UNSET
+    default_context_length: _Positive | msgspec.UnsetType = msgspec.UNSET
+    embedding_dimensions: _Positive | msgspec.UnsetType = msgspec.UNSET
+    loaded: bool = False
+
+    def spec(self) -> ModelSpec:
+        given = {
+            name: value
+            for name in self.__struct_fields__
+            if name != "loaded" and (value := getattr(self, name)) is not msgspec.UNSET
+        }
+        return ModelSpec(**given)
+
+
+class _CatalogFile(msgspec.Struct, forbid_unknown_fields=True):
+    models: list[_CatalogEntry]
+
+
+class CatalogFile(NamedTuple):
+    """A catalogue read by :func:`read_catalog`: pass both to ``Simulator(catalog=, loaded=)``."""
+
+    models: list[ModelSpec]
+    """The downloaded models, in file order."""
+    loaded: list[str]
+    """Keys of the models marked ``"loaded": true``, loaded at start under their key."""
+
+
+def read_catalog(path: str | os.PathLike[str]) -> CatalogFile:
+    """Read a JSON catalogue of downloaded models for the simulator.
+
+    The file is ``{"models": [...]}``; each model is an object with ``modelKey`` (required)
+    and any of ``type`` (``"llm"``/``"embedding"``), ``path`` (``publisher/repo/file``, what
+    ``publisher/repo`` prefixes resolve against), ``publisher``, ``displayName``,
+    ``vision``, ``trainedForToolUse``, ``reasoning``, ``maxContextLength``,
+    ``defaultContextLength``, ``embeddingDimensions``, ``sizeBytes``, ``architecture``,
+    ``paramsString``, ``quantizationName``, ``quantizationBits``, ``format`` (the fields of
+    :class:`ModelSpec`, same defaults) and ``loaded`` (default ``false``).
+
+    Raises ``ValueError`` naming the file and the fault (unreadable file, invalid JSON, an
+    unknown or mistyped field with its JSON path, a duplicated key, a default context length
+    above the maximum).
+    """
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read catalogue {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        parsed = msgspec.json.decode(data, type=_CatalogFile)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"invalid catalogue {str(path)!r}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"catalogue {str(path)!r} is not valid JSON: {exc}") from None
+    specs: list[ModelSpec] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(parsed.models):
+        where = f"invalid catalogue {str(path)!r}: models[{index}]"
+        spec = entry.spec()
+        if spec.model_key.casefold() in seen:
+            raise ValueError(f"{where}: modelKey {spec.model_key!r} appears twice")
+        if spec.default_context_length > spec.max_context_length:
+            raise ValueError(
+                f"{where}: defaultContextLength {spec.default_context_length} exceeds "
+                f"maxContextLength {spec.max_context_length}"
+            )
+        seen.add(spec.model_key.casefold())
+        specs.append(spec)
+    loaded = [entry.model_key for entry in parsed.models if entry.loaded]
+    return CatalogFile(specs, loaded)

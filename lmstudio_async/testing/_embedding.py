@@ -19,7 +19,7 @@ async def _embed_string(conn: Connection, param: Any) -> Any:
     text = param.get("inputString")
     if not isinstance(text, str):
         raise InvalidParameter("inputString: expected string")
-    instance = conn.state.resolve("embedding", specifier, by_identifier_error=False)
+    instance = conn.state.resolve("embedding", specifier)
     instance.touch()
     return {"embedding": _models.embed(text, instance.spec.embedding_dimensions)}
 

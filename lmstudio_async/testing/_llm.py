@@ -20,7 +20,7 @@ import anyio.lowlevel
 import msgspec
 
 from . import _envelope as env
-from . import _firehose, _logprobs, _models, _vision
+from . import _firehose, _logprobs, _models, _structured, _vision
 from ._basemodel import base_model_namespace, default_prediction_fields
 from ._catalog import Instance
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
@@ -196,17 +196,17 @@ def _plan(
     completion_prompt: str | None,
     files: Sequence[_vision.ReceivedFile] = (),
 ) -> _Plan:
-    structured = config.get("llm.prediction.structured") or {}
-    is_json = structured.get("type") == "json" and "jsonSchema" in structured
+    # Structured output binds chat predictions and completions alike (JSON schema or GBNF).
+    constrained = _structured.constrained_content(config.get("llm.prediction.structured"))
     if script is not None:
         content = script.content
         reasoning = script.reasoning
         contents = list(script.fragments) if script.fragments is not None else None
     else:
-        if completion_prompt is not None:
+        if constrained is not None:
+            content = constrained
+        elif completion_prompt is not None:
             content = _models.default_completion(completion_prompt)
-        elif is_json:
-            content = json.dumps(_models.instance_for_schema(structured["jsonSchema"]))
         elif files:
             content = _vision.describe_images(list(files), req.history or {})
         else:
@@ -215,7 +215,7 @@ def _plan(
         # LM Studio hands enableThinking to the chat template; a thinking model told not to
         # think answers without a reasoning segment.
         thinking = config.get("llm.prediction.reasoning.enableThinking", True) is not False
-        if instance.spec.reasoning and thinking and completion_prompt is None and not is_json:
+        if instance.spec.reasoning and thinking and completion_prompt is None and not constrained:
             reasoning = _models.default_reasoning(req.history or {})
         contents = None
     body = (
@@ -574,7 +574,7 @@ async def _run_prediction(
 
     ctx.on_cancel = on_cancel
     try:
-        instance = state.resolve("llm", req.specifier, by_identifier_error=False)
+        instance = state.resolve("llm", req.specifier)
         record.model_identifier = instance.identifier
         instance.touch()
         if req.preset is not None:
@@ -640,16 +640,14 @@ async def _apply_prompt_template(conn: Connection, param: Any) -> Any:
     history = env.require_history(param, "history")
     env.require_config_stack(param, "predictionConfigStack")
     opts = env.require_object(param.get("opts", {}), "opts")
-    conn.state.resolve("llm", specifier, by_identifier_error=True)
+    conn.state.resolve("llm", specifier)
     return {"formatted": _models.apply_prompt_template(history, opts.get("toolDefinitions"))}
 
 
 async def _preload_draft_model(conn: Connection, param: Any) -> Any:
     param = env.require_object(param, "parameter")
-    conn.state.resolve("llm", env.require_specifier(param, "specifier"), by_identifier_error=True)
-    key = env.require_str(param, "draftModelKey")
-    if conn.state.find_spec(key) is None:
-        raise conn.state.path_not_found(key)
+    conn.state.resolve("llm", env.require_specifier(param, "specifier"))
+    conn.state.spec_for_load(env.require_str(param, "draftModelKey"), "llm")
     return MISSING
 
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "EMBEDDING_END_TOKEN",
+    "EMBEDDING_START_TOKEN",
     "apply_prompt_template",
     "default_completion",
     "default_reasoning",
@@ -29,6 +31,11 @@ _GREETING = "Hello! I am the LM Studio simulator."
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _WORD_RE = re.compile(r"\S+\s*|\s+")
 _MAX_COMPLETION_WORDS = 32
+
+EMBEDDING_START_TOKEN = 101
+"""The start marker embedding models put before the text's tokens (BERT's ``[CLS]`` id)."""
+EMBEDDING_END_TOKEN = 102
+"""The end marker embedding models put after the text's tokens (BERT's ``[SEP]`` id)."""
 
 
 def _part_text(part: Mapping[str, Any]) -> str:

@@ -72,8 +72,10 @@ class _OpenAIRoutes:
             return _error(400, "'model' is required and must be a string.", param="model")
         if not isinstance(messages, list) or not messages:
             return _error(400, "'messages' must be a non-empty array.", param="messages")
+        # Names resolve as on the websocket endpoints (identifier, else key or path prefix).
         spec = self.state.find_spec(model)
-        instance = self.state.by_identifier(model)
+        named = self.state.named(model)
+        instance = named[0] if named else None
         if spec is None and instance is None:
             return _error(404, f"Model '{model}' not found.", param="model", code="model_not_found")
         model_id = instance.identifier if instance is not None else model

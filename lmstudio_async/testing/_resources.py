@@ -37,11 +37,7 @@ def estimate_model_usage(domain: ModelType) -> Any:
         key = env.require_str(param, "modelKey")
         stack = env.require_config_stack(param, "loadConfigStack")
         env.optional_nullable_str(param, "deviceIdentifier")
-        spec = conn.state.find_spec(key)
-        if spec is None:
-            raise conn.state.path_not_found(key)
-        if spec.type != domain:
-            raise conn.state.domain_mismatch(spec, domain)
+        spec = conn.state.spec_for_load(key, domain)
         fields = env.flatten_stack(stack)
         context = fields.get(f"{domain}.load.contextLength")
         if isinstance(context, bool) or not isinstance(context, int) or context < 1:

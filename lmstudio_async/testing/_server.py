@@ -78,6 +78,9 @@ class Simulator:
     second; ``None``: as fast as possible). ``enforce_context_length`` applies the loaded
     context length and ``contextOverflowPolicy`` like LM Studio (``False``: prompts of any
     size fit). ``rules`` are installed as if passed to :meth:`add_rule` in order.
+    ``catalog`` lists the downloaded models (default :func:`default_catalog`) and ``loaded``
+    the keys loaded at start (default: the first LLM and the first embedding model);
+    :func:`read_catalog` reads both from a JSON file.
     """
 
     def __init__(
@@ -303,7 +306,7 @@ class Simulator:
 
     def loaded_identifiers(self) -> list[str]:
         """Identifiers of the loaded instances, in load order."""
-        return [i.identifier for i in self._state.instances]
+        return [i.identifier for i in self._state.loaded()]
 
     def connection_count(self) -> int:
         """Live websocket connections (authenticated or not)."""

@@ -1,26 +1,26 @@
 """Server-wide state shared by every connection: models, scripts, faults, records.
 
-Plain bookkeeping without I/O. Model resolution raises :class:`SimulatorError` carrying the
-``displayData`` codes LM Studio uses (PROTOCOL.md §5.8).
+Plain bookkeeping without I/O. Model resolution raises the errors of :mod:`._failures`,
+which carry the ``displayData`` codes LM Studio uses (PROTOCOL.md §5.8).
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ._catalog import Instance, ModelSpec, ModelType
-from ._envelope import SimulatorError, serialized_error
+from . import _failures as failures
+from ._catalog import Instance, ModelSpec, ModelType, spec_rank
+from ._envelope import SimulatorError
 from ._faults import EndpointFault, Faults
 from ._hub import Hub
 from ._rules import Rule
 from ._scripting import PredictionRecord, ScriptedReply
 
 __all__ = ["ServerState"]
-
-_SAMPLE = 10
 
 
 class ServerState:
@@ -60,21 +60,61 @@ class ServerState:
 
     # ---- catalog and instances -----------------------------------------------------------
 
-    def find_spec(self, key: str) -> ModelSpec | None:
-        """A downloaded model by key, path or indexed identifier."""
-        spec = self.catalog.get(key)
-        if spec is not None:
-            return spec
-        for spec in self.catalog.values():
-            if key in (spec.wire_path, spec.wire_path.rsplit("/", 1)[0]):
-                return spec
-        return None
+    def find_specs(self, name: str) -> list[ModelSpec]:
+        """Downloaded models ``name`` designates, best match first (see :func:`spec_rank`)."""
+        ranked = sorted(
+            (
+                (rank, n, spec)
+                for n, spec in enumerate(self.catalog.values())
+                if (rank := spec_rank(spec, name)) is not None
+            ),
+            key=lambda item: item[:2],
+        )
+        return [spec for _, _, spec in ranked]
+
+    def find_spec(self, name: str) -> ModelSpec | None:
+        """The downloaded model ``name`` designates best, if any."""
+        found = self.find_specs(name)
+        return found[0] if found else None
+
+    def spec_for_load(self, name: str, domain: ModelType) -> ModelSpec:
+        """The downloaded model a load of ``name`` on ``domain``'s namespace loads, or an error."""
+        spec = self.find_spec(name)
+        if spec is None:
+            raise failures.path_not_found(name, list(self.catalog))
+        if spec.type != domain:
+            raise failures.domain_mismatch(spec.model_key, spec.wire_path, spec.type, domain)
+        return spec
+
+    def unload_idle(self) -> None:
+        """Unload the instances idle for longer than their TTL, as LM Studio does.
+
+        Checked whenever instances are looked at rather than by a timer: nobody can tell the
+        difference, and the state stays free of tasks. An instance that is generating is busy.
+        """
+        now = time.monotonic()
+        busy = {r.model_identifier for r in self.predictions if r.status == "running"}
+        self.instances = [
+            i for i in self.instances if i.identifier in busy or not i.idle_expired(now)
+        ]
 
     def loaded(self, domain: ModelType | None = None) -> list[Instance]:
+        self.unload_idle()
         return [i for i in self.instances if domain is None or i.spec.type == domain]
 
     def by_identifier(self, identifier: str) -> Instance | None:
-        return next((i for i in self.instances if i.identifier == identifier), None)
+        """The instance whose identifier is ``identifier`` (compared case-insensitively)."""
+        self.unload_idle()
+        wanted = identifier.casefold()
+        return next((i for i in self.instances if i.identifier.casefold() == wanted), None)
+
+    def named(self, name: str) -> list[Instance]:
+        """Loaded instances ``name`` designates: the one with that identifier, else the
+        instances of the downloaded model it names (key or path, as :func:`spec_rank`)."""
+        exact = self.by_identifier(name)  # unloads idle instances first
+        if exact is not None:
+            return [exact]
+        return [i for i in self.instances if spec_rank(i.spec, name) is not None]
 
     def default_identifier(self, spec: ModelSpec) -> str:
         """The key itself, then ``key:2``, ``key:3``... like LM Studio on collision."""
@@ -95,6 +135,7 @@ class ServerState:
         context_length: int | None = None,
         load_fields: list[dict[str, Any]] | None = None,
         device_identifier: str | None = None,
+        jit: bool = False,
     ) -> Instance:
         instance = Instance(
             spec=spec,
@@ -104,67 +145,23 @@ class ServerState:
             ttl_ms=ttl_ms,
             load_fields=list(load_fields or []),
             device_identifier=device_identifier,
+            jit=jit,
         )
         self.instances.append(instance)
         return instance
+
+    def jit_instances(self) -> list[Instance]:
+        """Instances loaded just in time (by ``getOrLoad``), which the next JIT load evicts."""
+        return [i for i in self.loaded() if i.jit]
 
     def next_tool_call_id(self) -> str:
         return f"call_{next(self._tool_call_ids)}"
 
     # ---- resolution ----------------------------------------------------------------------
 
-    def _loaded_sample(self, domain: ModelType) -> tuple[list[str], int]:
-        loaded = self.loaded(domain)
-        return [i.identifier for i in loaded[:_SAMPLE]], len(loaded)
-
-    def identifier_not_found(self, identifier: str, domain: ModelType) -> SimulatorError:
-        sample, total = self._loaded_sample(domain)
-        return SimulatorError(
-            serialized_error(
-                f'No model with identifier "{identifier}" is loaded',
-                display_data={
-                    "code": "generic.identifierNotFound",
-                    "identifier": identifier,
-                    "loadedModelsSample": sample,
-                    "totalLoadedModels": total,
-                },
-            )
-        )
-
-    def path_not_found(self, path: str) -> SimulatorError:
-        keys = list(self.catalog)
-        return SimulatorError(
-            serialized_error(
-                f'Cannot find a model with path "{path}"',
-                display_data={
-                    "code": "generic.pathNotFound",
-                    "path": path,
-                    "availablePathsSample": keys[:_SAMPLE],
-                    "totalModels": len(keys),
-                },
-            )
-        )
-
-    def domain_mismatch(self, spec: ModelSpec, expected: ModelType) -> SimulatorError:
-        return SimulatorError(
-            serialized_error(
-                f'Model "{spec.model_key}" is a {spec.type} model, not a {expected} model',
-                display_data={
-                    "code": "generic.domainMismatch",
-                    "path": spec.wire_path,
-                    "actualDomain": spec.type,
-                    "expectedDomain": expected,
-                },
-            )
-        )
-
     def _matches(self, instance: Instance, query: dict[str, Any]) -> bool:
-        if "identifier" in query and instance.identifier != query["identifier"]:
+        if "path" in query and spec_rank(instance.spec, query["path"]) is None:
             return False
-        if "path" in query:
-            path = instance.spec.wire_path
-            if query["path"] != path and not path.startswith(query["path"] + "/"):
-                return False
         if "vision" in query and instance.spec.vision != query["vision"]:
             return False
         if "deviceIdentifier" in query and not self.hub.on_device(
@@ -174,48 +171,56 @@ class ServerState:
         return not ("domain" in query and instance.spec.type != query["domain"])
 
     def resolve(
-        self, domain: ModelType, specifier: dict[str, Any], *, by_identifier_error: bool
+        self, domain: ModelType, specifier: dict[str, Any], *, across_domains: bool = True
     ) -> Instance:
-        """The loaded instance a ``ModelSpecifier`` designates, or a LM Studio error.
+        """The loaded instance a ``ModelSpecifier`` designates, or the error LM Studio sends.
 
-        ``by_identifier_error`` selects ``generic.identifierNotFound`` for identifier queries
-        (what the app's RPCs report) instead of ``generic.noModelMatchingQuery``.
+        Every endpoint that takes a model specifier or identifier resolves it here, so names
+        match the same way everywhere: an identifier query is an instance identifier or a
+        model key/path (:meth:`named`), a path query a model path (:func:`spec_rank`).
+        A name that only matches another domain's model is a domain mismatch, unless
+        ``across_domains`` is false: then other domains' instances are not looked at.
         """
+        self.unload_idle()
         if specifier["type"] == "instanceReference":
             ref = specifier["instanceReference"]
             found = next((i for i in self.instances if i.instance_reference == ref), None)
             if found is None:
-                raise SimulatorError(
-                    serialized_error(
-                        "The model instance has been unloaded",
-                        display_data={"code": "generic.specificModelUnloaded"},
-                    )
-                )
+                raise failures.specific_model_unloaded()
             if found.spec.type != domain:
-                raise self.domain_mismatch(found.spec, domain)
+                raise self._domain_mismatch(found.spec, domain)
             return found
         query: dict[str, Any] = specifier["query"]
-        for instance in self.instances:
-            if self._matches(instance, query):
-                if instance.spec.type != domain:
-                    if "identifier" in query or "path" in query:
-                        raise self.domain_mismatch(instance.spec, domain)
-                    continue
+        named = "identifier" in query or "path" in query
+        candidates = self.named(query["identifier"]) if "identifier" in query else self.instances
+        matching = [i for i in candidates if self._matches(i, query)]
+        for instance in matching:
+            if instance.spec.type == domain:
                 return instance
-        if by_identifier_error and "identifier" in query:
-            raise self.identifier_not_found(query["identifier"], domain)
-        sample, total = self._loaded_sample(domain)
-        raise SimulatorError(
-            serialized_error(
-                "No loaded model satisfies the query",
-                display_data={
-                    "code": "generic.noModelMatchingQuery",
-                    "query": query,
-                    "loadedModelsSample": sample,
-                    "totalLoadedModels": total,
-                },
-            )
+        if named and matching and across_domains:
+            raise self._domain_mismatch(matching[0].spec, domain)
+        raise failures.no_model_matching_query(query, [i.identifier for i in self.loaded(domain)])
+
+    def resolve_identifier(
+        self,
+        domain: ModelType,
+        identifier: str,
+        *,
+        across_domains: bool = True,
+        device: str | None = None,
+    ) -> Instance:
+        """The instance a bare ``identifier`` (``getOrLoad``, ``unloadModel``) designates,
+        on the LM Link ``device`` when one is named."""
+        query: dict[str, Any] = {"identifier": identifier}
+        if device is not None:
+            query["deviceIdentifier"] = device
+        return self.resolve(
+            domain, {"type": "query", "query": query}, across_domains=across_domains
         )
+
+    @staticmethod
+    def _domain_mismatch(spec: ModelSpec, expected: ModelType) -> SimulatorError:
+        return failures.domain_mismatch(spec.model_key, spec.wire_path, spec.type, expected)
 
     def script_for(self, instance: Instance) -> ScriptedReply | None:
         """Pop the next scripted reply queued under the identifier or the model key."""

@@ -14,12 +14,27 @@ from typing import Any
 import anyio
 
 from . import _envelope as env
+from . import _failures as failures
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
 from ._envelope import InvalidParameter
 
-__all__ = ["files_namespace", "system_namespace"]
+__all__ = ["file_type", "files_namespace", "system_namespace"]
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+# The ``fileType`` LM Studio gives an upload, by file-name suffix (PROTOCOL.md §5.1); other
+# names are "text/other", the catch-all the app's chat accepts as a document.
+_FILE_TYPES = {
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"), "image"),
+    ".txt": "text/plain",
+    ".pdf": "application/pdf",
+    ".doc": "application/word",
+    ".docx": "application/word",
+}
+
+
+def file_type(name: str) -> str:
+    """The ``fileType`` of an uploaded file called ``name`` (``"text/other"`` if unknown)."""
+    suffix = os.path.splitext(name)[1].lower()
+    return _FILE_TYPES.get(suffix, "text/other")
 
 
 def _void(param: Any) -> None:
@@ -34,10 +49,10 @@ async def _list_downloaded(conn: Connection, param: Any) -> Any:
 
 async def _list_variants(conn: Connection, param: Any) -> Any:
     param = env.require_object(param, "parameter")
-    spec = conn.state.find_spec(env.require_str(param, "modelKey"))
-    if spec is None:
-        raise conn.state.path_not_found(param["modelKey"])
-    return [spec.info()]
+    specs = conn.state.find_specs(env.require_str(param, "modelKey"))
+    if not specs:
+        raise failures.path_not_found(param["modelKey"], list(conn.state.catalog))
+    return [specs[0].info()]
 
 
 async def _version(conn: Connection, param: Any) -> Any:
@@ -103,12 +118,12 @@ async def _upload_file(conn: Connection, param: Any) -> Any:
         size = len(base64.b64decode(content, validate=True))
     except (binascii.Error, ValueError) as exc:
         raise InvalidParameter(f"contentBase64: {exc}") from None
-    file_type = "image" if name.lower().endswith(_IMAGE_SUFFIXES) else "text/other"
+    kind = file_type(name)
     # Files belong to the client identity (shared by all its sockets), as in LM Studio.
     files = conn.state.files.setdefault(conn.client_identifier, {})
     identifier = f"{len(files) + 1}-{name}"
-    files[identifier] = {"name": name, "sizeBytes": size, "fileType": file_type}
-    return {"identifier": identifier, "fileType": file_type, "sizeBytes": size}
+    files[identifier] = {"name": name, "sizeBytes": size, "fileType": kind}
+    return {"identifier": identifier, "fileType": kind, "sizeBytes": size}
 
 
 def files_namespace() -> Namespace:

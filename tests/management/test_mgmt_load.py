@@ -218,7 +218,7 @@ async def test_unknown_model_key(simulator: Simulator) -> None:
 async def test_identifier_already_in_use(simulator: Simulator) -> None:
     async with lms.LMStudioClient(simulator.base_url) as client:
         await client.llm.load(LLM_KEY, identifier="taken")
-        with pytest.raises(lms.LMStudioServerError, match="already loaded") as info:
+        with pytest.raises(lms.LMStudioServerError, match="already exists") as info:
             await client.llm.load("qwen3-4b-thinking", identifier="taken")
         assert not isinstance(info.value, lms.LMStudioModelNotFoundError)
         await _settled(simulator, client)

@@ -144,7 +144,7 @@ async def test_model_errors_carry_display_data(simulator: Simulator) -> None:
             "getModelInfo", {"specifier": llm_query("gone"), "throwIfNotFound": True}
         )
         assert reply["type"] == "rpcError"
-        assert reply["error"]["displayData"]["code"] == "generic.identifierNotFound"
+        assert reply["error"]["displayData"]["code"] == "generic.noModelMatchingQuery"
         assert reply["error"]["displayData"]["loadedModelsSample"] == ["qwen2.5-7b-instruct"]
 
         channel = await client.create_channel("predict", predict_parameter("hi", model="gone"))
