@@ -42,6 +42,29 @@ from .types import (
     PredictionStats,
 )
 
+# Exceptions show up in tracebacks and logs by their module: name the one users import
+# them from (`lmstudio_async.LMStudioNotFoundError`), not the private module defining them.
+for _error in (
+    LMStudioAuthenticationError,
+    LMStudioCancelledError,
+    LMStudioChannelError,
+    LMStudioClientClosedError,
+    LMStudioConfigError,
+    LMStudioConnectionError,
+    LMStudioError,
+    LMStudioModelNotFoundError,
+    LMStudioNotFoundError,
+    LMStudioPresetNotFoundError,
+    LMStudioProtocolError,
+    LMStudioServerError,
+    LMStudioStructuredOutputError,
+    LMStudioTimeoutError,
+    LMStudioToolCallError,
+    LMStudioUsageError,
+):
+    _error.__module__ = __name__
+del _error
+
 if _typing.TYPE_CHECKING:
     from ._prediction._structured import GBNFGrammar
     from ._tools import ActResult, ActRound, GuardDecision, Tool, ToolCallOutcome
@@ -56,6 +79,11 @@ _LAZY = {
     "Tool": "._tools",
     "ToolCallOutcome": "._tools",
 }
+
+
+def __dir__() -> list[str]:
+    # The lazily imported names are public too: completion and dir() must list them.
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str) -> _typing.Any:

@@ -58,6 +58,9 @@ class PredictionStream(Generic[T]):
     Nothing starts until the handle is first iterated, awaited or entered. Leaving it unfinished
     in any way (``break``, task cancellation, a timeout, leaving ``async with``, dropping it)
     sends ``cancel`` to LM Studio and releases the channel.
+
+    The handle is awaitable, not a coroutine: run a prediction as a task with
+    ``asyncio.create_task(prediction.result())``.
     """
 
     # Thousands of predictions may be in flight at once: keep each one small.
