@@ -126,7 +126,10 @@ def test_no_lm_studio_anywhere_gives_one_line_naming_the_hosts_tried() -> None:
 
     busy = [p for p in (*WELL_KNOWN_PORTS, 1234) if port_is_open(p)]
     if busy:
-        pytest.skip(f"something listens on {busy}; discovery would find it")
+        pytest.skip(
+            f"something listens on 127.0.0.1 port {busy}, which discovery probes; stop it "
+            "(an LM Studio or a simulator) to run this test"
+        )
     done = run_cli(["chat", "Hi"])
 
     assert done.returncode == 1
