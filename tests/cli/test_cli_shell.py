@@ -135,3 +135,21 @@ async def test_an_empty_message_is_refused_with_one_line(prompt: str) -> None:
         "for a multi-turn chat.\n"
     )
     assert predictions == 0
+
+
+@pytest.mark.parametrize("where", [("-v", "chat"), ("chat", "--verbose")])
+async def test_verbose_shows_what_the_sdk_did_but_not_the_prompt(where: tuple[str, str]) -> None:
+    code, out, err = await run_installed(*where, "--simulate", "a private thought")
+    assert code == 0, err
+    assert out == b"You said: a private thought\n"
+    assert "lmstudio_async: llm: connecting to ws://127.0.0.1:" in err
+    assert "with a guest identity" in err
+    assert "(predict) opened" in err
+    assert "llm: disconnected from" in err
+    assert "a private thought" not in err
+
+
+async def test_without_verbose_there_is_no_debug_output() -> None:
+    code, _, err = await run_installed("chat", "--simulate", "Hi")
+    assert code == 0, err
+    assert "lmstudio_async:" not in err
