@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
@@ -34,6 +34,7 @@ from .._protocol.packets import (
 from ..types.prediction import PredictionFragment, PredictionResult
 from ._accumulator import PredictionAccumulator
 from ._callbacks import PredictionCallbacks, invoke
+from ._sse import server_sent_events as _server_sent_events
 
 if TYPE_CHECKING:
     from ._structured import ResponseFormat
@@ -171,6 +172,13 @@ class PredictionStream(Generic[T]):
                     f"The {self._description} was cancelled when its `async with` block ended."
                 )
             )
+
+    def server_sent_events(self) -> AsyncGenerator[str, None]:
+        """This prediction as Server-Sent Events for a browser's ``EventSource``: answer
+        fragments as ``data:`` events, ``reasoning`` events, then a ``done`` event with the
+        stats (or an ``error`` event); closing it early cancels the prediction. Each item is
+        one complete event (``str``) for a streaming response."""
+        return _server_sent_events(self)
 
     @property
     def done(self) -> bool:
