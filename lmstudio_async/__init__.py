@@ -25,6 +25,7 @@ from ._errors import (
 from ._namespaces import LLM, EmbeddingModel, EmbeddingNamespace, LLMNamespace, SystemNamespace
 from ._namespaces.system import LMStudioVersion
 from ._prediction import PredictionStream
+from ._telemetry import disable_opentelemetry, enable_opentelemetry
 from ._timeouts import Timeouts
 from ._version import __version__
 from .types import (
@@ -139,5 +140,7 @@ __all__ = [
     "Timeouts",
     "Tool",
     "ToolCallOutcome",
+    "disable_opentelemetry",
+    "enable_opentelemetry",
     "__version__",
 ]

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import msgspec
 
+from .. import _telemetry
 from .._errors import LMStudioUsageError
 from .._mux import Channel
 from .._prediction import PredictionCallbacks, PredictionStream
@@ -223,6 +224,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             description=f"prediction on {self.identifier!r}",
             response_format=response_format,
             timeout=check_timeout(timeout, "timeout"),
+            telemetry=_telemetry.prediction("chat", self.identifier),
         )
 
     @overload
@@ -312,6 +314,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             description=f"completion on {self.identifier!r}",
             response_format=fmt,
             timeout=check_timeout(timeout, "timeout"),
+            telemetry=_telemetry.prediction("text_completion", self.identifier),
         )
 
     async def act(

@@ -37,6 +37,7 @@ from ._callbacks import PredictionCallbacks, invoke
 from ._sse import server_sent_events as _server_sent_events
 
 if TYPE_CHECKING:
+    from .._telemetry import PredictionObserver
     from ._structured import ResponseFormat
 
 __all__ = ["PredictionStream"]
@@ -88,6 +89,7 @@ class PredictionStream(Generic[T]):
         "_result",
         "_started_at",
         "_state",
+        "_telemetry",
         "_timeout",
         "_tool_call_index",
     )
@@ -101,7 +103,9 @@ class PredictionStream(Generic[T]):
         description: str = "prediction",
         response_format: ResponseFormat[T] | None = None,
         timeout: float | None = None,
+        telemetry: PredictionObserver | None = None,
     ) -> None:
+        self._telemetry = telemetry  # None unless telemetry is on (lmstudio_async._telemetry)
         self._open_channel: ChannelOpener | None = open_channel
         # Deadlines: the caller's whole-prediction ``timeout`` and the client's phase limits.
         # ``_bounded`` is false when none applies, so the hot path then waits with no timer.
@@ -234,6 +238,8 @@ class PredictionStream(Generic[T]):
             raise self._error
         opener = self._open_channel
         assert opener is not None
+        if self._telemetry is not None:
+            self._telemetry.started()
         if self._timeout is None:
             channel = await opener()
         else:
@@ -483,6 +489,9 @@ class PredictionStream(Generic[T]):
         self._wake_waiters()
 
     def _wake_waiters(self) -> None:
+        # Called exactly once, when the prediction ended with a result or an error.
+        if self._telemetry is not None:
+            self._telemetry.ended(self._result, self._error or self._parse_error)
         waiters, self._done_waiters = self._done_waiters or (), None
         for waiter in waiters:
             if not waiter.done():
@@ -496,6 +505,8 @@ class PredictionStream(Generic[T]):
         """
         if self._state == _RUNNING and self._channel is not None:
             self._channel.cancel()
+            if self._telemetry is not None:
+                self._telemetry.ended(None, LMStudioCancelledError("abandoned by `break`"))
 
 
 def _accumulate(accumulator: PredictionAccumulator, packet: FragmentPacket) -> PredictionFragment:
