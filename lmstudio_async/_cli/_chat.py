@@ -19,6 +19,7 @@ from ._messages import PROG, CommandError
 from ._numbers import non_negative_float, positive_int
 from ._progress import ProgressBar
 from ._reply import ReplyPrinter
+from ._stdin import read_line
 from ._text import InputText
 
 __all__ = ["add_chat_command"]
@@ -78,8 +79,7 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
             if interactive:
                 sys.stderr.write("> ")
                 sys.stderr.flush()
-            # A thread read can't be interrupted; abandoning it lets Ctrl-C end the command.
-            line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+            line = await read_line()
             if not line or line.strip() in _EXIT_WORDS:
                 return 0
             message = text(line.rstrip("\n"))
