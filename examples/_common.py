@@ -7,8 +7,12 @@ the local one (found by probing LM Studio's ports).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
 
 import lmstudio_async as lms
 from lmstudio_async.testing import Simulator
@@ -39,3 +43,19 @@ async def connect(
             prepare(sim)
         async with lms.LMStudioClient(sim.base_url) as client:
             yield client
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run an example's ``main()``; an SDK error ends it with one line on stderr, exit 1.
+
+    A newcomer without LM Studio running should read what to do, not a traceback.
+    """
+    try:
+        asyncio.run(main)
+    except lms.LMStudioError as exc:
+        message = " ".join(str(exc).split())
+        if isinstance(exc, lms.LMStudioConnectionError):
+            message += " (Or run this example against the bundled simulator: --simulate.)"
+        sys.exit(f"{Path(sys.argv[0]).name}: {message}")
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,30 +1,77 @@
-"""Stream a model's reply to the browser as server-sent events (FastAPI + uvicorn).
+"""A chat page that streams a model's reply to the browser as server-sent events (FastAPI).
 
     uv run python examples/fastapi_app.py --simulate --port 8000
-    curl -N "http://127.0.0.1:8000/chat?prompt=Hello"
+    # then open http://127.0.0.1:8000/ , or: curl -N "http://127.0.0.1:8000/chat?prompt=Hello"
 
-Each fragment is one ``data:`` event (a JSON string); a final ``event: done`` carries the stats.
-When the browser goes away mid-reply, the prediction is cancelled in LM Studio: no GPU time is
-spent on answers nobody reads. Without ``--simulate`` the app uses ``LMSTUDIO_BASE_URL`` (else
-the local LM Studio). fastapi and uvicorn are only needed for this example, not by the SDK.
+``GET /`` is a minimal chat page (HTML + ``EventSource``); ``GET /chat?prompt=...`` streams
+``prediction.server_sent_events()``: one ``data:`` event per fragment (a JSON string), then an
+``event: done`` with the stats. When the browser goes away mid-reply (a closed tab, a new
+question), the prediction is cancelled in LM Studio: no GPU time is spent on answers nobody
+reads. Without ``--simulate`` the app uses ``LMSTUDIO_BASE_URL`` (else the local LM Studio).
+fastapi and uvicorn are only needed for this example, not by the SDK.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import uvicorn
 from _common import connect, parser
 from fastapi import FastAPI, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.types import Send
 
 import lmstudio_async as lms
 
-log = logging.getLogger("fastapi_app")
+# The page closes its EventSource on `done` and `error`: left open, the browser would reconnect
+# and ask the same question again.
+CHAT_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>lmstudio_async chat</title>
+<style>
+  body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; }
+  #reply { white-space: pre-wrap; border: 1px solid #ccc; padding: 1rem; min-height: 4rem; }
+  #stats { color: #666; }
+</style>
+</head>
+<body>
+<h1>Chat with LM Studio</h1>
+<form id="ask">
+  <input id="prompt" autocomplete="off" required placeholder="Ask something" size="40">
+  <button type="submit">Send</button>
+</form>
+<div id="reply" aria-live="polite"></div>
+<p id="stats"></p>
+<script>
+const reply = document.getElementById("reply");
+const stats = document.getElementById("stats");
+let source = null;
+document.getElementById("ask").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (source) source.close();  // a new question stops the previous answer
+  reply.textContent = "";
+  stats.textContent = "";
+  const prompt = document.getElementById("prompt").value;
+  source = new EventSource("/chat?prompt=" + encodeURIComponent(prompt));
+  source.onmessage = (e) => { reply.textContent += JSON.parse(e.data); };
+  source.addEventListener("done", (e) => {
+    source.close();
+    const s = JSON.parse(e.data);
+    stats.textContent = `${s.predictedTokensCount} tokens, stop reason: ${s.stopReason}`;
+  });
+  source.addEventListener("error", (e) => {
+    source.close();
+    stats.textContent = e.data ? JSON.parse(e.data).message : "Lost the connection.";
+  });
+});
+</script>
+</body>
+</html>
+"""
 
 
 class EventStream(StreamingResponse):
@@ -58,24 +105,17 @@ def create_app(*, simulate: bool, model_key: str) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
 
-    async def events(model: lms.LLM, prompt: str) -> AsyncGenerator[str, None]:
-        # `async with` ties the prediction to this generator: however the generator ends
-        # (finished, cancelled by a disconnect, closed), an unfinished prediction is cancelled.
-        async with model.respond(prompt) as prediction:
-            async for fragment in prediction:
-                yield f"data: {json.dumps(fragment.content)}\n\n"
-            result = await prediction.result()
-        stats = {
-            "stop_reason": result.stats.stop_reason,
-            "tokens": result.stats.predicted_tokens_count,
-        }
-        yield f"event: done\ndata: {json.dumps(stats)}\n\n"
-        log.info("prediction finished: %s", stats["stop_reason"])
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return CHAT_PAGE
 
     @app.get("/chat")
     async def chat(prompt: str = Query(min_length=1)) -> EventStream:
         model = await state["client"].llm.model(model_key)
-        return EventStream(events(model, prompt))
+        # The events run the prediction inside `async with`: however the stream ends
+        # (finished, the browser left, the server shut down), an unfinished prediction is
+        # cancelled in LM Studio.
+        return EventStream(model.respond(prompt).server_sent_events())
 
     return app
 

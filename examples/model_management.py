@@ -21,7 +21,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-import anyio
+from _common import run
 
 import lmstudio_async as lms
 
@@ -111,4 +111,4 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    anyio.run(main, parse_args())
+    run(main(parse_args()))

@@ -5,8 +5,7 @@ uv run python examples/quickstart.py --simulate
 
 from __future__ import annotations
 
-import anyio
-from _common import connect, parser
+from _common import connect, parser, run
 
 import lmstudio_async as lms
 
@@ -25,14 +24,14 @@ async def main(simulate: bool) -> None:
             print(fragment.content, end="", flush=True)
         print()
         result = await prediction.result()
+        stats = result.stats
         print(
-            result.model_info.display_name,
-            result.stats.predicted_tokens_count,
-            result.stats.time_to_first_token_sec,
-            result.stats.stop_reason,
+            f"{result.model_info.display_name}: {stats.predicted_tokens_count} tokens, "
+            f"first token after {stats.time_to_first_token_sec or 0:.3f} s, "
+            f"stop reason: {stats.stop_reason}"
         )
 
 
 if __name__ == "__main__":
     args = parser(__doc__.splitlines()[0]).parse_args()
-    anyio.run(main, args.simulate)
+    run(main(args.simulate))

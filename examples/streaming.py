@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import sys
 
-import anyio
-from _common import connect, parser
+from _common import connect, parser, run
 
 import lmstudio_async as lms
 from lmstudio_async.testing import ScriptedReply, Simulator
@@ -63,4 +62,4 @@ if __name__ == "__main__":
         help="cancel once this many characters arrived (0: never)",
     )
     args = arguments.parse_args()
-    anyio.run(main, args.simulate, args.model, args.stop_after)
+    run(main(args.simulate, args.model, args.stop_after))

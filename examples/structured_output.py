@@ -6,12 +6,11 @@ uv run python examples/structured_output.py              # LMSTUDIO_BASE_URL, el
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
 import msgspec
-from _common import connect, parser
+from _common import connect, parser, run
 
 import lmstudio_async as lms
 from lmstudio_async.testing import ScriptedReply, Simulator
@@ -53,4 +52,4 @@ def script(sim: Simulator) -> None:
 
 if __name__ == "__main__":
     args = parser(__doc__.splitlines()[0]).parse_args()
-    asyncio.run(main(args.simulate))
+    run(main(args.simulate))

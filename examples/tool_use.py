@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from _common import connect, parser
+from _common import connect, parser, run
 
 import lmstudio_async as lms
 from lmstudio_async.testing import ScriptedReply, ScriptedToolCall, Simulator
@@ -38,6 +38,19 @@ def guard(request: lms.types.ToolCallRequest) -> lms.GuardDecision:
     return lms.GuardDecision.allow()
 
 
+def show(message: lms.ChatMessage) -> None:
+    """Print each message act() adds: text, the tool calls asked for, and their results."""
+    for part in message.content:
+        if isinstance(part, lms.types.TextPart) and part.text:
+            print(f"[{message.role}] {part.text}")
+        elif isinstance(part, lms.types.ToolCallRequestPart):
+            call = part.tool_call_request
+            arguments = ", ".join(f"{k}={v!r}" for k, v in (call.arguments or {}).items())
+            print(f"[{message.role}] calls {call.name}({arguments})")
+        elif isinstance(part, lms.types.ToolCallResultPart):
+            print(f"[{message.role}] {part.name or 'tool'} returned {part.content}")
+
+
 async def main(simulate: bool) -> None:
     async with connect(simulate, prepare=script) as client:
         model = await client.llm.model(MODEL)
@@ -47,7 +60,7 @@ async def main(simulate: bool) -> None:
             max_prediction_rounds=5,
             max_parallel_tool_calls=2,
             guard_tool_call=guard,
-            on_message=lambda message: print(f"[{message.role}] {message.text}".rstrip()),
+            on_message=show,
         )
         for round_ in result.rounds:
             calls = ", ".join(f"{o.request.name} -> {o.content}" for o in round_.tool_calls)
@@ -74,4 +87,4 @@ def script(sim: Simulator) -> None:
 
 if __name__ == "__main__":
     args = parser(__doc__.splitlines()[0]).parse_args()
-    asyncio.run(main(args.simulate))
+    run(main(args.simulate))

@@ -36,6 +36,7 @@ from ._namespaces import (
 )
 from ._namespaces.system import LMStudioVersion, ServiceInfo
 from ._prediction import PredictionStream
+from ._telemetry import disable_opentelemetry, enable_opentelemetry
 from ._timeouts import Timeouts
 from ._version import __version__
 from .types import (
@@ -54,6 +55,29 @@ from .types import (
     PredictionStats,
 )
 
+# Exceptions show up in tracebacks and logs by their module: name the one users import
+# them from (`lmstudio_async.LMStudioNotFoundError`), not the private module defining them.
+for _error in (
+    LMStudioAuthenticationError,
+    LMStudioCancelledError,
+    LMStudioChannelError,
+    LMStudioClientClosedError,
+    LMStudioConfigError,
+    LMStudioConnectionError,
+    LMStudioError,
+    LMStudioModelNotFoundError,
+    LMStudioNotFoundError,
+    LMStudioPresetNotFoundError,
+    LMStudioProtocolError,
+    LMStudioServerError,
+    LMStudioStructuredOutputError,
+    LMStudioTimeoutError,
+    LMStudioToolCallError,
+    LMStudioUsageError,
+):
+    _error.__module__ = __name__
+del _error
+
 if _typing.TYPE_CHECKING:
     from ._prediction._structured import GBNFGrammar
     from ._tools import ActResult, ActRound, GuardDecision, Tool, ToolCallOutcome
@@ -68,6 +92,11 @@ _LAZY = {
     "Tool": "._tools",
     "ToolCallOutcome": "._tools",
 }
+
+
+def __dir__() -> list[str]:
+    # The lazily imported names are public too: completion and dir() must list them.
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -130,5 +159,7 @@ __all__ = [
     "Timeouts",
     "Tool",
     "ToolCallOutcome",
+    "disable_opentelemetry",
+    "enable_opentelemetry",
     "__version__",
 ]

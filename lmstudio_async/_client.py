@@ -11,6 +11,7 @@ from types import TracebackType
 import anyio
 from anyio.abc import TaskGroup
 
+from . import _telemetry
 from ._connections import ConnectionHook, ConnectionPool
 from ._errors import LMStudioClientClosedError, LMStudioUsageError
 from ._mux import Connection
@@ -81,6 +82,7 @@ class LMStudioClient:
         on_reconnect: ConnectionHook | None = None,
     ) -> None:
         self._credentials = resolve_credentials(api_token)
+        _telemetry.autodetect()  # a program with a configured OpenTelemetry tracer gets spans
         if timeouts is None:
             timeouts = DEFAULT_TIMEOUTS
         elif not isinstance(timeouts, Timeouts):

@@ -190,6 +190,7 @@ class ConnectionPool:
         self._last_failure.pop(namespace, None)  # don't keep an old error's traceback alive
         self._connections[namespace] = connection
         if namespace in self._ever_connected:
+            logger.debug("%s: reconnected", namespace)
             self._fire(self._on_reconnect, namespace)
         self._ever_connected.add(namespace)
         return connection
@@ -199,12 +200,14 @@ class ConnectionPool:
         delay = self._backoff.delay()
         if delay > 0:
             # Earlier attempts failed just now: don't hammer a server that is down.
+            logger.debug("%s: waiting %.2f s before connecting again", namespace, delay)
             await anyio.sleep(delay)
         try:
             base = await self._base_url()
         except Exception:
             self._backoff.failed()
             raise
+        logger.debug("%s: connecting to %s", namespace, base.namespace_url(namespace))
         connection = Connection(
             namespace=namespace,
             url=base.namespace_url(namespace),

@@ -5,14 +5,12 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
+from _protocol_schema import SCHEMA_PATH
 
 from lmstudio_async.testing import Simulator
-
-SCHEMA_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "protocol" / "lms.json"
 
 # Endpoints newer than lms.json's generation (PROTOCOL.md §6 item 16): no schema to check.
 _NEWER_ENDPOINTS = frozenset({"completeRawText", "getBasePredictionConfig"})
@@ -53,7 +51,7 @@ def _strip_newer_fields(value: Any) -> Any:
 def assert_client_frames_valid(sim: Simulator) -> None:
     """Every recorded client frame is a known envelope whose payload matches lms.json."""
     if not SCHEMA_PATH.is_file():
-        return  # the schema is reference material outside the repo; absent -> nothing to check
+        return  # not in this clone (see _protocol_schema): test_protocol_frame_check says so
     for namespace in ("llm", "embedding", "system", "files", "repository"):
         # Frames arrive in order per namespace; a channel id maps to its latest channelCreate.
         channels: dict[int, str] = {}

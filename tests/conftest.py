@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from _lms_client_frames import assert_client_frames_valid
+from _protocol_schema import SCHEMA_MISSING, SCHEMA_PATH
 
 from lmstudio_async.testing import Simulator
-
-LMS_SCHEMA_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "protocol" / "lms.json"
 
 
 @pytest.fixture
@@ -36,10 +34,11 @@ async def simulator(request: pytest.FixtureRequest) -> AsyncIterator[Simulator]:
 
 
 def load_lms_schema() -> dict[str, Any]:
-    """The protocol's JSON schema (``../shared/protocol/lms.json``), or skip the test."""
-    if not LMS_SCHEMA_PATH.is_file():
-        pytest.skip(f"protocol schema not available at {LMS_SCHEMA_PATH}")
-    schema: dict[str, Any] = json.loads(LMS_SCHEMA_PATH.read_text(encoding="utf-8"))
+    """The protocol's JSON schema (see ``_protocol_schema``), or skip the test saying how to
+    get it."""
+    if not SCHEMA_PATH.is_file():
+        pytest.skip(SCHEMA_MISSING)
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return schema
 
 

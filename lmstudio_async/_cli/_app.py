@@ -1,27 +1,39 @@
-"""Argument parsing, running a command in the event loop, and turning errors into exit codes."""
+"""Argument parsing, running a command in the event loop, and turning errors into exit codes.
+
+Exit codes: 0 success, 1 an error (one line on stderr), 2 a usage error, 130 Ctrl-C, 141 the
+reader of stdout went away (``lmstudio-async chat ... | head``), as shells report for ``git``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
+import os
 import sys
 from collections.abc import Sequence
+from typing import TypeVar
 
 import anyio
 
-from .._errors import LMStudioConnectionError, LMStudioError
+from .._errors import LMStudioError
 from .._version import __version__
 from ._chat import add_chat_command
-from ._connect import describe_connection_error
 from ._get import add_get_command
 from ._interrupts import EXIT_INTERRUPTED, Interrupts
+from ._messages import PROG, CommandError, describe_error
 from ._models import add_model_commands
 from ._simulate import add_simulate_command
+from ._verbose import add_verbose_argument, configure_logging
 
 __all__ = ["build_parser", "main"]
 
-PROG = "lmstudio-async"
+E = TypeVar("E", bound=BaseException)
+
 EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `git log | head`
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Talk to LM Studio from the terminal (asyncio SDK: lmstudio_async). "
         'Try it without LM Studio: lmstudio-async chat --simulate "Hello"',
+        epilog="Exit status: 0 done, 1 error, 2 wrong usage, 130 Ctrl-C, 141 the reader of "
+        "the output went away (e.g. `| head`).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_verbose_argument(parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_chat_command(commands)
     add_model_commands(commands)
@@ -41,12 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
+    _tolerate_any_text()
     args = build_parser().parse_args(argv)
+    configure_logging(getattr(args, "verbose", False))
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
         # Only reachable where SIGINT could not be routed into the loop (see Interrupts).
         return 0 if getattr(args, "ctrl_c_is_success", False) else EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The pipe broke while asyncio shut down (a late flush): same quiet exit.
+        _silence_closed_output()
+        return EXIT_BROKEN_PIPE
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -57,28 +78,59 @@ async def _run(args: argparse.Namespace) -> int:
             try:
                 code = await args.run(args, interrupts)
             except Exception as exc:
-                error = _sdk_error(exc)
+                if _contains(exc, BrokenPipeError):
+                    _silence_closed_output()
+                    return EXIT_BROKEN_PIPE
+                command_error = _single(exc, CommandError)
+                if command_error is not None:
+                    print(f"{PROG}: {command_error}", file=sys.stderr)
+                    return EXIT_USAGE if command_error.usage else EXIT_ERROR
+                error = _single(exc, LMStudioError)
                 if error is None:
                     raise
-                if isinstance(error, LMStudioConnectionError):
-                    print(describe_connection_error(error, args, PROG), file=sys.stderr)
-                else:
-                    print(f"{PROG}: {_one_line(error)}", file=sys.stderr)
+                print(describe_error(error, args), file=sys.stderr)
                 return EXIT_ERROR
     if interrupts.interrupted:
         return 0 if getattr(args, "ctrl_c_is_success", False) else EXIT_INTERRUPTED
     return code if not scope.cancel_called else EXIT_INTERRUPTED
 
 
-def _sdk_error(exc: BaseException) -> LMStudioError | None:
-    """The SDK error behind ``exc``, also when a task group wrapped it in an exception group."""
-    # An error raised inside a task group can arrive wrapped in an exception group; a group
-    # holding one error is that error as far as the user is concerned.
+def _single(exc: BaseException, kind: type[E]) -> E | None:
+    """``exc`` if it is a ``kind``, also when a task group wrapped it in an exception group."""
+    # A group holding one error is that error as far as the user is concerned.
     while isinstance(getattr(exc, "exceptions", None), tuple) and len(exc.exceptions) == 1:  # type: ignore[attr-defined]
         exc = exc.exceptions[0]  # type: ignore[attr-defined]
-    return exc if isinstance(exc, LMStudioError) else None
+    return exc if isinstance(exc, kind) else None
 
 
-def _one_line(error: BaseException) -> str:
-    # Server errors carry "Cause:"/"Suggestion:" lines; a CLI error is one line.
-    return " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+def _contains(exc: BaseException, kind: type[BaseException]) -> bool:
+    """True if ``exc`` is a ``kind`` or an exception group holds one at any depth."""
+    if isinstance(exc, kind):
+        return True
+    inner = getattr(exc, "exceptions", None)
+    return isinstance(inner, tuple) and any(_contains(e, kind) for e in inner)
+
+
+def _silence_closed_output() -> None:
+    # Python flushes stdout (and may write to stderr) on exit; both can be the closed pipe
+    # (`2>&1 | head`). Pointing them at /dev/null makes that flush a no-op instead of a
+    # second BrokenPipeError printed as "Exception ignored ...".
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
+def _tolerate_any_text() -> None:
+    """Never die on text the terminal's encoding can't show or bytes that aren't UTF-8."""
+    # Reading keeps undecodable bytes as surrogates (the chat command replaces them and says
+    # so); writing replaces what the output encoding cannot represent. A stream a caller
+    # replaced (a StringIO, None under pythonw) is left alone.
+    for stream, errors in (
+        (sys.stdin, "surrogateescape"),
+        (sys.stdout, "replace"),
+        (sys.stderr, "backslashreplace"),
+    ):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=errors)

@@ -8,13 +8,20 @@ from typing import Any
 
 import anyio
 
+from .._errors import LMStudioUsageError
 from .._namespaces import LLM
 from ..types.chat import Chat
+from ..types.models import EmbeddingModelInfo
 from ..types.prediction import PredictionResult
 from ._connect import add_connection_arguments, connected_client
 from ._interrupts import EXIT_INTERRUPTED, Interrupts
+from ._messages import PROG, CommandError
+from ._numbers import non_negative_float, positive_int
 from ._progress import ProgressBar
+from ._reply import ReplyPrinter
 from ._simulate import add_simulator_options, simulator_options
+from ._stdin import read_line
+from ._text import InputText
 
 __all__ = ["add_chat_command"]
 
@@ -27,16 +34,20 @@ def add_chat_command(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "chat",
         help="chat with a model (one prompt, or interactively)",
-        description="Stream a model's reply to stdout; a stats line goes to stderr. Without a "
-        "PROMPT, read one message per line from stdin until EOF or /exit (multi-turn).",
+        description="Stream a model's reply to stdout; reasoning and a stats line go to stderr. "
+        "Without a PROMPT, read one message per line from stdin until EOF (Ctrl-D) or /exit "
+        "(multi-turn). Ctrl-C stops the reply; in multi-turn chat it returns to the prompt, "
+        "where a second Ctrl-C exits.",
     )
     parser.add_argument("prompt", nargs="?", metavar="PROMPT", help="the message to send")
     parser.add_argument(
         "--model", help="model key or identifier (loaded if needed; default: any loaded LLM)"
     )
     parser.add_argument("--system", help="system prompt")
-    parser.add_argument("--temperature", type=float, help="sampling temperature")
-    parser.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    parser.add_argument(
+        "--temperature", type=non_negative_float, help="sampling temperature (0 or more)"
+    )
+    parser.add_argument("--max-tokens", type=positive_int, help="stop after this many tokens")
     parser.add_argument(
         "--image",
         action="append",
@@ -51,6 +62,7 @@ def add_chat_command(commands: Any) -> None:
 
 
 async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    text = InputText()
     config: dict[str, Any] = {}
     if args.temperature is not None:
         config["temperature"] = args.temperature
@@ -58,21 +70,25 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
         config["max_tokens"] = args.max_tokens
     chat = Chat.empty()
     if args.system:
-        chat.add_system_prompt(args.system)
-    if not args.simulate and (args.script is not None or args.tokens_per_second is not None):
-        print(
-            "lmstudio-async chat: --script and --tokens-per-second need --simulate", file=sys.stderr
+        chat.add_system_prompt(text(args.system))
+    prompt = None if args.prompt is None else text(args.prompt)
+    if prompt is not None and not prompt.strip():
+        raise CommandError(
+            "the message is empty. Give a PROMPT with some text, or none at all for a "
+            "multi-turn chat.",
+            usage=True,
         )
-        return 2
-    simulator = simulator_options(args, "lmstudio-async chat") if args.simulate else {}
+    if not args.simulate and (args.script is not None or args.tokens_per_second is not None):
+        raise CommandError("--script and --tokens-per-second need --simulate.", usage=True)
+    simulator = simulator_options(args, f"{PROG} chat") if args.simulate else {}
     if simulator is None:
         return 2
     async with connected_client(args, simulator=simulator) as client:
         # Uploaded before the model loads, so a path that is not an image fails at once.
         images = [await client.files.prepare_image(path) for path in args.images]
-        model = await _get_model(client.llm, args.model)
-        if args.prompt is not None:
-            chat.add_user_message(args.prompt, images=images)
+        model = await _get_model(client, None if args.model is None else text(args.model))
+        if prompt is not None:
+            chat.add_user_message(prompt, images=images)
             await _reply(model, chat, config, interrupts)
             return EXIT_INTERRUPTED if interrupts.interrupted else 0
         interactive = sys.stdin.isatty()
@@ -80,21 +96,23 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
             if interactive:
                 sys.stderr.write("> ")
                 sys.stderr.flush()
-            # A thread read can't be interrupted; abandoning it lets Ctrl-C end the command.
-            line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+            line = await read_line()
             if not line or line.strip() in _EXIT_WORDS:
                 return 0
-            if not line.strip():
+            message = text(line.rstrip("\n"))
+            if not message.strip():
                 continue
-            chat.add_user_message(line.rstrip("\n"), images=images)
+            chat.add_user_message(message, images=images)
             images = []  # the images go with the first message only
             result = await _reply(model, chat, config, interrupts)
-            if interrupts.interrupted:
-                return EXIT_INTERRUPTED
+            # A reply stopped with Ctrl-C stays in the conversation as far as it got; the
+            # next Ctrl-C (at the prompt) ends the session.
+            interrupts.reset()
             chat.append(result)
 
 
-async def _get_model(llm: Any, key: str | None) -> LLM:
+async def _get_model(client: Any, key: str | None) -> LLM:
+    llm = client.llm
     if key is None:
         model: LLM = await llm.model()
         return model
@@ -107,7 +125,15 @@ async def _get_model(llm: Any, key: str | None) -> LLM:
             bar = ProgressBar(f"Loading {key}", sys.stderr)
         bar.update(fraction)
 
-    model = await llm.model(key, on_load_progress=on_progress)
+    try:
+        model = await llm.model(key, on_load_progress=on_progress)
+    except LMStudioUsageError:
+        downloaded = await client.system.list_downloaded_models()
+        if any(isinstance(i, EmbeddingModelInfo) and i.model_key == key for i in downloaded):
+            raise CommandError(
+                f"{key} is an embedding model; chat needs an LLM (`{PROG} models` lists them)."
+            ) from None
+        raise
     if bar is not None:
         bar.finish()
     return model
@@ -119,7 +145,7 @@ async def _reply(
     """Stream one reply; the first Ctrl-C asks LM Studio to stop and keeps the partial reply."""
     prediction = model.respond(chat, config=config)
     stop_requested = anyio.Event()
-    out = sys.stdout
+    printer = ReplyPrinter(sys.stdout, sys.stderr)
     async with anyio.create_task_group() as tg:
 
         async def stop_on_interrupt() -> None:
@@ -132,17 +158,10 @@ async def _reply(
         tg.start_soon(stop_on_interrupt)
         with interrupts.routed_to(stop_requested.set):
             async for fragment in prediction:
-                if fragment.is_structural:
-                    continue
-                # Reasoning goes to stderr so stdout stays the answer alone (pipe-friendly).
-                stream = out if fragment.reasoning_type == "none" else sys.stderr
-                stream.write(fragment.content)
-                stream.flush()
+                printer.write(fragment)
             result = await prediction.result()
         tg.cancel_scope.cancel()
-    if result.content and not result.content.endswith("\n"):
-        out.write("\n")
-        out.flush()
+    printer.end()
     print(stats_line(result), file=sys.stderr, flush=True)
     return result
 

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from .._client import LMStudioClient
 from .._discovery import BASE_URL_ENV_VAR
-from .._errors import (
-    LMStudioAuthenticationError,
-    LMStudioConnectionError,
-    LMStudioNotFoundError,
-)
+from .._errors import LMStudioUsageError
+from .._protocol.auth import TOKEN_ENV_VARS, resolve_credentials
+from .._timeouts import Timeouts
+from ._numbers import positive_float
+from ._verbose import add_verbose_argument
 
-__all__ = ["add_connection_arguments", "connected_client", "describe_connection_error"]
+__all__ = ["add_connection_arguments", "connected_client"]
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--host`` and ``--simulate``, shared by every command that talks to LM Studio."""
+    """``--host``/``--simulate``, ``--api-token``, ``--timeout`` and ``-v``, for every command
+    that talks to LM Studio."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--host",
@@ -33,6 +33,34 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start the bundled LM Studio simulator in-process and use it (no LM Studio needed)",
     )
+    parser.add_argument(
+        "--api-token",
+        type=_api_token,
+        metavar="TOKEN",
+        help=f"LM Studio API token, sk-lm-... (default: ${TOKEN_ENV_VARS[0]}, else "
+        f"${TOKEN_ENV_VARS[1]}; the environment keeps it out of `ps` and shell history)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="give up when LM Studio takes longer than this to accept the connection or to "
+        "answer a request (default: 10 s to connect, 60 s per request; replies are never "
+        "cut short)",
+    )
+    add_verbose_argument(parser)
+
+
+def _api_token(text: str) -> str:
+    try:
+        resolve_credentials(text)
+    except LMStudioUsageError:
+        # Never echo the value: it is a secret, even when mistyped.
+        raise argparse.ArgumentTypeError(
+            "expected the form sk-lm-<8 letters or digits>:<20 letters or digits>; copy it "
+            "again from LM Studio's Developer settings"
+        ) from None
+    return text
 
 
 @contextlib.asynccontextmanager
@@ -41,35 +69,18 @@ async def connected_client(
 ) -> AsyncIterator[LMStudioClient]:
     """An open client for the chosen LM Studio; with ``--simulate``, a simulator serves it
     (``simulator``: keyword arguments for it)."""
+    timeouts = None
+    if args.timeout is not None:
+        timeouts = Timeouts(connect=args.timeout, auth=args.timeout, rpc=args.timeout)
     if args.simulate:
         # Imported here: the simulator is only needed for --simulate.
         from ..testing import Simulator
 
-        async with Simulator(**(simulator or {})) as sim, LMStudioClient(sim.base_url) as client:
+        async with (
+            Simulator(**(simulator or {})) as sim,
+            LMStudioClient(sim.base_url, api_token=args.api_token, timeouts=timeouts) as client,
+        ):
             yield client
     else:
-        async with LMStudioClient(args.host) as client:
+        async with LMStudioClient(args.host, api_token=args.api_token, timeouts=timeouts) as client:
             yield client
-
-
-def describe_connection_error(
-    error: LMStudioConnectionError, args: argparse.Namespace, prog: str
-) -> str:
-    """One line: which hosts were tried, and how to get an LM Studio (or the simulator)."""
-    fix = (
-        "Start LM Studio (or `lms server start`), pass --host HOST:PORT, "
-        "or try it without LM Studio: --simulate."
-    )
-    if isinstance(error, LMStudioNotFoundError) and error.hosts_tried:
-        return f"{prog}: no LM Studio answered on {', '.join(error.hosts_tried)}. {fix}"
-    if isinstance(error.__cause__, OSError):
-        # The socket never opened: nothing listens there (or a firewall says no).
-        where = args.host or os.environ.get(BASE_URL_ENV_VAR, "").strip() or "the default host"
-        return f"{prog}: no LM Studio answered on {where} ({_one_line(error.__cause__)}). {fix}"
-    if isinstance(error, LMStudioAuthenticationError):
-        return f"{prog}: {_one_line(error)}"
-    return f"{prog}: lost the connection to LM Studio: {_one_line(error)}"
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -46,6 +46,10 @@ class Interrupts:
         else:
             self.abort()
 
+    def reset(self) -> None:
+        """Forget earlier Ctrl-Cs: the next one is a first one again (multi-turn chat)."""
+        self.count = 0
+
     def abort(self) -> None:
         """Cancel the whole command."""
         self._scope.cancel()

@@ -11,6 +11,7 @@ from .._errors import LMStudioModelNotFoundError
 from ..types.models import EmbeddingModelInfo, ModelInfo
 from ._connect import add_connection_arguments, connected_client
 from ._interrupts import Interrupts
+from ._numbers import positive_float
 from ._progress import ProgressBar
 
 __all__ = ["add_model_commands"]
@@ -33,7 +34,7 @@ def add_model_commands(commands: Any) -> None:
     )
     load.add_argument("model", metavar="MODEL", help="model key, as listed by `models`")
     load.add_argument(
-        "--ttl", type=float, help="seconds of idleness after which LM Studio unloads it"
+        "--ttl", type=positive_float, help="seconds of idleness after which LM Studio unloads it"
     )
     add_connection_arguments(load)
     load.set_defaults(run=run_load)

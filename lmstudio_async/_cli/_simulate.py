@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import anyio
 
 from ._interrupts import Interrupts
+from ._verbose import add_verbose_argument
 
 __all__ = ["add_simulate_command", "add_simulator_options", "simulator_options"]
 
@@ -93,6 +95,7 @@ def add_simulate_command(commands: Any) -> None:
         '"loaded": true}, ...]}; see lmstudio_async.testing.read_catalog) instead of the '
         "built-in one",
     )
+    add_verbose_argument(parser)
     # Ctrl-C is how a foreground server is meant to stop: exit 0, not 130.
     parser.set_defaults(run=run_simulate, ctrl_c_is_success=True)
 
@@ -129,11 +132,7 @@ async def run_simulate(args: argparse.Namespace, interrupts: Interrupts) -> int:
     try:
         await simulator.start()
     except OSError as exc:
-        print(
-            f"lmstudio-async simulate: cannot listen on {args.host}:{args.port} "
-            f"({exc.strerror or exc}). Pick another --port (0 = any free port).",
-            file=sys.stderr,
-        )
+        print(f"lmstudio-async simulate: {_cannot_listen(exc, args)}", file=sys.stderr)
         return 1
     handler = None if args.quiet else _log_predictions()
     try:
@@ -154,3 +153,15 @@ async def run_simulate(args: argparse.Namespace, interrupts: Interrupts) -> int:
         with anyio.CancelScope(shield=True):
             await simulator.aclose()
     return 0
+
+
+def _cannot_listen(exc: OSError, args: argparse.Namespace) -> str:
+    where = f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})."
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{where} {args.host} is not an address of this machine: pass --host 127.0.0.1 "
+            "(this machine only) or --host 0.0.0.0 (every interface)."
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where} Something else uses that port: pick another --port (0 = any free one)."
+    return f"{where} Check --host and --port."

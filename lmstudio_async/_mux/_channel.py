@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from ._connection import Connection
 
 __all__ = ["Channel", "ChannelClosed"]
+
+logger = logging.getLogger("lmstudio_async")
 
 
 class ChannelClosed(Exception):
@@ -86,6 +89,13 @@ class Channel:
         if self._end is not None:
             return
         self._end = end if end is not None else _CLOSED
+        if self._cancel_sent and end is None:  # LM Studio answers a cancel by closing
+            logger.debug(
+                "%s: channel %d (%s) cancel acknowledged",
+                self._connection.namespace,
+                self.id,
+                self.endpoint,
+            )
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -154,6 +164,12 @@ class Channel:
         """Ask the server to stop, once; never after the channel ended. Packets keep flowing."""
         if self._end is None and not self._cancel_sent:
             self._cancel_sent = True
+            logger.debug(
+                "%s: channel %d (%s) cancel sent",
+                self._connection.namespace,
+                self.id,
+                self.endpoint,
+            )
             self._connection.enqueue(encode_cancel(self.id))
 
     def abandon(self) -> None:

@@ -160,6 +160,9 @@ class Connection:
                     try:
                         await self._read_loop(transport)
                     except TransportClosed as exc:
+                        logger.debug(
+                            "%s: connection to %s lost: %s", self.namespace, self.url, exc.reason
+                        )
                         failure = LMStudioConnectionError(
                             f"Lost the connection to LM Studio ({self.url}): {exc.reason}. "
                             "Operations in flight on it failed; the next call reconnects."
@@ -184,6 +187,7 @@ class Connection:
                 # abandoned on the way out: deliver them before the socket goes.
                 await self._send_leftovers(transport)
             self._socket_closed = True
+            logger.debug("%s: disconnected from %s", self.namespace, self.url)
             self._outbox.clear()
             with anyio.CancelScope(shield=True), anyio.move_on_after(1.0):
                 await transport.aclose()
@@ -242,6 +246,7 @@ class Connection:
             await _close_quietly(transport)
             raise
         if not reply.success:
+            logger.debug("%s: %s refused authentication: %s", self.namespace, self.url, reply.error)
             await _close_quietly(transport)
             hint = (
                 "Check the API token (argument api_token or LM_API_TOKEN / LMSTUDIO_API_TOKEN)."
@@ -254,6 +259,8 @@ class Connection:
                 + hint
             )
         self.authenticated = True
+        kind = "an API token" if self._credentials.from_token else "a guest identity"
+        logger.debug("%s: authenticated to %s with %s", self.namespace, self.url, kind)
         return transport
 
     def _fail_everything(self, failure: LMStudioConnectionError) -> None:
@@ -312,6 +319,7 @@ class Connection:
         channel_id = next(self._ids)
         channel = Channel(self, channel_id, endpoint)
         self._channels[channel_id] = channel
+        logger.debug("%s: channel %d (%s) opened", self.namespace, channel_id, endpoint)
         self.enqueue(encode_channel_create(endpoint, channel_id, parameter))
         return channel
 
@@ -398,10 +406,16 @@ class Connection:
             channel = self._channels.pop(envelope.channel_id, None)
             if channel is not None:
                 channel._finish(None)
+                logger.debug(
+                    "%s: channel %d (%s) closed", self.namespace, channel.id, channel.endpoint
+                )
         elif type(envelope) is ChannelErrorIn:
             if envelope.channel_id in self._channels:
                 error = server_error_from_payload(envelope.error)
                 self._channels.pop(envelope.channel_id)._finish(error)
+                logger.debug(
+                    "%s: channel %d ended with an error", self.namespace, envelope.channel_id
+                )
         elif type(envelope) is CommunicationWarningIn:
             self._on_warning(envelope)
         # channelAck, keepAliveAck and signal messages carry nothing a client of the public

@@ -5,6 +5,7 @@ from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
 import msgspec
 
+from .. import _telemetry
 from .._errors import LMStudioProtocolError, LMStudioUsageError
 from .._mux import Connection
 from .._timeouts import operation_timeout
@@ -328,13 +329,14 @@ class ModelNamespace(Generic[InfoT]):
             parameter["ttlMs"] = _ttl_ms(ttl)
         connection = await self._connection()
         channel = connection.open_channel("loadModel", parameter)
-        return await drive_load(
-            channel,
-            namespace=self._name,
-            model_key=model_key,
-            info_type=self._info_type,
-            on_progress=on_progress,
-        )
+        with _telemetry.operation("load_model", model_key):
+            return await drive_load(
+                channel,
+                namespace=self._name,
+                model_key=model_key,
+                info_type=self._info_type,
+                on_progress=on_progress,
+            )
 
     async def estimate_resources_usage(
         self,

@@ -5,6 +5,7 @@ from typing import Any, overload
 
 import msgspec
 
+from .. import _telemetry
 from .._errors import LMStudioUsageError
 from .._timeouts import operation_timeout
 from ..types.load_config import EmbeddingLoadConfig
@@ -51,8 +52,9 @@ class EmbeddingModel(ModelHandle[EmbeddingModelInstanceInfo]):
         rest of the batch and is raised. ``timeout`` (seconds) bounds the whole call, batch
         included, replacing ``Timeouts.rpc``.
         """
-        async with operation_timeout(timeout, "embed()"):
-            return await self._embed(text, max_concurrency, progress)
+        with _telemetry.operation("embeddings", self.identifier):
+            async with operation_timeout(timeout, "embed()"):
+                return await self._embed(text, max_concurrency, progress)
 
     async def _embed(
         self,

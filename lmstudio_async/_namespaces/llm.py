@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 import msgspec
 
+from .. import _telemetry
 from .._errors import LMStudioUsageError
 from .._mux import Channel
 from .._prediction import PredictionCallbacks, PredictionStream
@@ -181,6 +182,28 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         queueing included; it is checked whenever the handle waits for LM Studio. When it
         passes, :class:`LMStudioTimeoutError` is raised and the prediction is cancelled in
         LM Studio. The client's :class:`Timeouts` phase limits apply as well.
+
+        The handle is awaitable but not a coroutine, so ``asyncio.create_task()`` does not take
+        it: to run a prediction as a task, give it the ``result()`` coroutine,
+        ``asyncio.create_task(model.respond("Hi").result())`` (or iterate the handle inside
+        your own coroutine).
+
+        Raises:
+            LMStudioUsageError: at once, before anything is sent: ``history`` is not a valid
+                chat or has no user message, or ``timeout`` / ``preset`` is invalid.
+            LMStudioConfigError: at once: ``config`` has an unknown option or a bad value.
+            LMStudioConnectionError: while streaming or awaiting: LM Studio could not be
+                reached or the socket dropped (``LMStudioNotFoundError``,
+                ``LMStudioAuthenticationError`` are kinds of it).
+            LMStudioTimeoutError: ``timeout`` or a :class:`Timeouts` phase limit passed; the
+                prediction was cancelled in LM Studio.
+            LMStudioModelNotFoundError: the model was unloaded before the prediction started.
+            LMStudioPresetNotFoundError: no preset is named ``preset``.
+            LMStudioChannelError: LM Studio ended the prediction with an error (its payload is
+                attached).
+            LMStudioStructuredOutputError: from ``result()``: the reply does not match
+                ``response_format``.
+            LMStudioClientClosedError: the client was closed.
         """
         chat = Chat.from_history(history)
         chat.require_user_message()
@@ -220,6 +243,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             description=f"prediction on {self.identifier!r}",
             response_format=response_format,
             timeout=check_timeout(timeout, "timeout"),
+            telemetry=_telemetry.prediction("chat", self.identifier),
         )
 
     @overload
@@ -269,7 +293,8 @@ class LLM(ModelHandle[LLMInstanceInfo]):
 
         ``response_format``, ``timeout`` and the callbacks ``on_first_token``,
         ``on_prediction_fragment`` and ``on_prompt_processing_progress`` work as in
-        :meth:`respond`.
+        :meth:`respond`, and it raises the same errors (a ``prompt`` that is not a string is
+        an :class:`LMStudioUsageError`).
         """
         if not isinstance(prompt, str):
             raise LMStudioUsageError(
@@ -309,6 +334,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             description=f"completion on {self.identifier!r}",
             response_format=fmt,
             timeout=check_timeout(timeout, "timeout"),
+            telemetry=_telemetry.prediction("text_completion", self.identifier),
         )
 
     async def act(

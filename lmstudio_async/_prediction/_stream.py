@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
@@ -34,8 +34,10 @@ from .._protocol.packets import (
 from ..types.prediction import PredictionFragment, PredictionResult, PromptProcessingDetails
 from ._accumulator import PredictionAccumulator
 from ._callbacks import PredictionCallbacks, invoke
+from ._sse import server_sent_events as _server_sent_events
 
 if TYPE_CHECKING:
+    from .._telemetry import PredictionObserver
     from ._structured import ResponseFormat
 
 __all__ = ["PredictionStream"]
@@ -58,6 +60,9 @@ class PredictionStream(Generic[T]):
     Nothing starts until the handle is first iterated, awaited or entered. Leaving it unfinished
     in any way (``break``, task cancellation, a timeout, leaving ``async with``, dropping it)
     sends ``cancel`` to LM Studio and releases the channel.
+
+    The handle is awaitable, not a coroutine: run a prediction as a task with
+    ``asyncio.create_task(prediction.result())``.
     """
 
     # Thousands of predictions may be in flight at once: keep each one small.
@@ -84,6 +89,7 @@ class PredictionStream(Generic[T]):
         "_result",
         "_started_at",
         "_state",
+        "_telemetry",
         "_timeout",
         "_tool_call_index",
     )
@@ -97,7 +103,9 @@ class PredictionStream(Generic[T]):
         description: str = "prediction",
         response_format: ResponseFormat[T] | None = None,
         timeout: float | None = None,
+        telemetry: PredictionObserver | None = None,
     ) -> None:
+        self._telemetry = telemetry  # None unless telemetry is on (lmstudio_async._telemetry)
         self._open_channel: ChannelOpener | None = open_channel
         # Deadlines: the caller's whole-prediction ``timeout`` and the client's phase limits.
         # ``_bounded`` is false when none applies, so the hot path then waits with no timer.
@@ -169,6 +177,13 @@ class PredictionStream(Generic[T]):
                 )
             )
 
+    def server_sent_events(self) -> AsyncGenerator[str, None]:
+        """This prediction as Server-Sent Events for a browser's ``EventSource``: answer
+        fragments as ``data:`` events, ``reasoning`` events, then a ``done`` event with the
+        stats (or an ``error`` event); closing it early cancels the prediction. Each item is
+        one complete event (``str``) for a streaming response."""
+        return _server_sent_events(self)
+
     @property
     def done(self) -> bool:
         """True once the result (or an error) is known."""
@@ -223,6 +238,8 @@ class PredictionStream(Generic[T]):
             raise self._error
         opener = self._open_channel
         assert opener is not None
+        if self._telemetry is not None:
+            self._telemetry.started()
         if self._timeout is None:
             channel = await opener()
         else:
@@ -477,6 +494,9 @@ class PredictionStream(Generic[T]):
         self._wake_waiters()
 
     def _wake_waiters(self) -> None:
+        # Called exactly once, when the prediction ended with a result or an error.
+        if self._telemetry is not None:
+            self._telemetry.ended(self._result, self._error or self._parse_error)
         waiters, self._done_waiters = self._done_waiters or (), None
         for waiter in waiters:
             if not waiter.done():
@@ -490,6 +510,8 @@ class PredictionStream(Generic[T]):
         """
         if self._state == _RUNNING and self._channel is not None:
             self._channel.cancel()
+            if self._telemetry is not None:
+                self._telemetry.ended(None, LMStudioCancelledError("abandoned by `break`"))
 
 
 def _accumulate(accumulator: PredictionAccumulator, packet: FragmentPacket) -> PredictionFragment:

@@ -102,22 +102,47 @@ class PromptProcessingDetails(msgspec.Struct, rename="camel", kw_only=True, gc=F
 
 
 class PredictionStats(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True, gc=False):
-    """Statistics of a finished prediction; only ``stop_reason`` is always present."""
+    """Statistics of a finished prediction, as LM Studio reports them.
+
+    Only ``stop_reason`` is always present; every other field is ``None`` when the server left
+    it out (older LM Studio versions, or a value it could not compute). Times are in seconds,
+    counts in tokens of the model's own tokenizer.
+    """
 
     stop_reason: StopReason
+    """Why generation ended: ``"eosFound"`` (the model finished), ``"userStopped"`` (cancelled
+    by the client), ``"maxPredictedTokensReached"``, ``"stopStringFound"``, ``"toolCalls"``,
+    ``"contextLengthReached"``, ``"modelUnloaded"`` or ``"failed"``. A reason newer than this
+    client arrives as a plain string."""
     stop_string: str | None = None
+    """The stop string that ended generation, when ``stop_reason == "stopStringFound"``."""
     tokens_per_second: float | None = None
+    """Average generation speed in tokens per second; left out by LM Studio for outputs too
+    short to measure."""
     num_gpu_layers: float | None = None
+    """Model layers that ran on the GPU (LM Studio documents it as unreliable; ``-1`` is
+    seen)."""
     time_to_first_token_sec: float | None = None
+    """Seconds from the start of the prediction to its first token: prompt processing
+    included."""
     total_time_sec: float | None = None
+    """Seconds the whole prediction took in LM Studio (newer versions only)."""
     prompt_tokens_count: int | None = None
+    """Tokens of input: the formatted prompt, chat template included."""
     predicted_tokens_count: int | None = None
+    """Tokens generated (reasoning included)."""
     total_tokens_count: int | None = None
+    """``prompt_tokens_count + predicted_tokens_count``."""
     used_draft_model_key: str | None = None
+    """Key of the draft model used for speculative decoding, if any."""
     total_draft_tokens_count: int | None = None
+    """Tokens the draft model proposed: accepted + rejected + ignored."""
     accepted_draft_tokens_count: int | None = None
+    """Draft tokens the main model accepted."""
     rejected_draft_tokens_count: int | None = None
+    """Draft tokens the main model rejected."""
     ignored_draft_tokens_count: int | None = None
+    """Draft tokens never submitted for verification."""
 
 
 class PredictionResult(msgspec.Struct, Generic[ParsedT], kw_only=True):

@@ -36,18 +36,25 @@ def test_structured_output_example() -> None:
 
 def test_tool_use_example() -> None:
     out = _run("tool_use.py").splitlines()
-    assert out[:5] == [
+    # Every message act() adds is shown: text, each tool call asked for, each result.
+    assert out[:10] == [
         "[assistant] Let me look those up.",
-        "[tool]",
-        "[assistant]",
-        "[tool]",
+        "[assistant] calls get_temperature(city='Paris')",
+        "[assistant] calls get_temperature(city='Oslo')",
+        "[assistant] calls get_temperature(city='Atlantis')",
+        "[tool] get_temperature returned 18.5",
+        "[tool] get_temperature returned 4.0",
+        '[tool] get_temperature returned {"error":"The tool call was denied: no weather data '
+        'for Atlantis"}',
+        "[assistant] calls add(a=18.5, b=4)",
+        "[tool] add returned 22.5",
         "[assistant] Together that makes 22.5 degrees.",
     ]
-    assert out[5] == (
+    assert out[10] == (
         "round 0: eosFound; get_temperature -> 18.5, get_temperature -> 4.0, "
         'get_temperature -> {"error":"The tool call was denied: no weather data for Atlantis"}'
     )
-    assert out[6:] == [
+    assert out[11:] == [
         "round 1: eosFound; add -> 22.5",
         "round 2: eosFound; no tool calls",
         "Answer: Together that makes 22.5 degrees.",

@@ -6,7 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
 
 CLI = (sys.executable, "-m", "lmstudio_async")
 
@@ -43,3 +47,30 @@ def port_is_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# The console script `uv sync` installed beside this interpreter: what a user types.
+INSTALLED = str(Path(sys.executable).with_name("lmstudio-async"))
+
+
+async def run_installed(*args: str | bytes, stdin: bytes | None = None) -> tuple[int, bytes, str]:
+    """Run the installed ``lmstudio-async`` to completion: exit code, stdout, stderr."""
+    done = await anyio.run_process([INSTALLED, *args], input=stdin, env=cli_env(), check=False)
+    return done.returncode, done.stdout, done.stderr.decode()
+
+
+async def in_shell(pipeline: str, **names: str) -> tuple[int, str, str]:
+    """Run a bash ``pipeline`` with ``$LMS`` the installed command and ``$NAME`` for each name.
+
+    The pipeline's first command should send its stderr to ``"$ERRFILE"``. Returns that
+    command's exit status (``${PIPESTATUS[0]}``), the pipeline's stdout and that stderr.
+    """
+    env = {**cli_env(), "LMS": INSTALLED, **names}
+    wrapped = f'{pipeline}; echo "${{PIPESTATUS[0]}}" >"$STATUSFILE"'
+    with tempfile.TemporaryDirectory() as tmp:
+        env["ERRFILE"] = str(Path(tmp) / "stderr")
+        env["STATUSFILE"] = str(Path(tmp) / "status")
+        done = await anyio.run_process(["bash", "-c", wrapped], env=env, check=False)
+        status = (await anyio.Path(env["STATUSFILE"]).read_text()).strip()
+        stderr = await anyio.Path(env["ERRFILE"]).read_text()
+    return int(status), done.stdout.decode(errors="replace"), stderr

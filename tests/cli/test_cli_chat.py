@@ -127,7 +127,10 @@ def test_no_lm_studio_anywhere_gives_one_line_naming_the_hosts_tried() -> None:
 
     busy = [p for p in (*WELL_KNOWN_PORTS, 1234) if port_is_open(p)]
     if busy:
-        pytest.skip(f"something listens on {busy}; discovery would find it")
+        pytest.skip(
+            f"something listens on 127.0.0.1 port {busy}, which discovery probes; stop it "
+            "(an LM Studio or a simulator) to run this test"
+        )
     done = run_cli(["chat", "Hi"])
 
     assert done.returncode == 1
@@ -173,3 +176,63 @@ def test_a_file_that_is_not_an_image_is_a_one_line_error(tmp_path: pathlib.Path)
     assert done.stdout == ""
     assert "notes.txt is not an image LM Studio can read" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def receive_until(stream: anyio.abc.ByteReceiveStream, marker: bytes, seen: bytes) -> bytes:
+    """Read ``stream`` until ``marker`` appears in what was read (``seen`` included)."""
+    with anyio.fail_after(15):
+        while marker not in seen:
+            seen += await stream.receive()
+    return seen
+
+
+async def test_ctrl_c_in_multi_turn_chat_stops_the_reply_and_returns_to_the_prompt() -> None:
+    async with Simulator() as sim:
+        long_reply = " ".join(f"word{n}" for n in range(400))
+        sim.script(
+            "qwen2.5-7b-instruct",
+            ScriptedReply(content=long_reply, tokens_per_second=40),
+            ScriptedReply(content="Fine, briefly then."),
+        )
+        async with await anyio.open_process(
+            [*CLI, "chat", "--host", f"{sim.host}:{sim.port}"], env=cli_env()
+        ) as process:
+            assert process.stdin is not None
+            assert process.stdout is not None
+            assert process.stderr is not None
+            await process.stdin.send(b"Talk for a while.\n")
+            out = await receive_until(process.stdout, b"word0", b"")
+            process.send_signal(signal.SIGINT)
+            err = await receive_until(process.stderr, b"stop reason: userStopped", b"")
+            # Still running, still at the prompt: the conversation goes on.
+            await process.stdin.send(b"Shorter, please.\n")
+            out = await receive_until(process.stdout, b"Fine, briefly then.\n", out)
+            await process.stdin.aclose()  # Ctrl-D
+            with anyio.fail_after(15):
+                code = await process.wait()
+        assert code == 0, err
+        first, second = sim.predictions
+    assert first.status == "cancelled"
+    assert first.cancel_received
+    assert second.history is not None
+    # The stopped reply stays in the conversation as far as it got.
+    messages = second.history["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[1]["content"][0]["text"].startswith("word0")
+
+
+async def test_ctrl_c_at_the_prompt_ends_a_multi_turn_chat() -> None:
+    async with (
+        Simulator() as sim,
+        await anyio.open_process(
+            [*CLI, "chat", "--host", f"{sim.host}:{sim.port}"], env=cli_env()
+        ) as process,
+    ):
+        assert process.stdin is not None
+        assert process.stderr is not None
+        await process.stdin.send(b"Hello\n")
+        await receive_until(process.stderr, b"stop reason: eosFound\n", b"")
+        process.send_signal(signal.SIGINT)  # waiting for the next line, stdin still open
+        with anyio.fail_after(15):
+            code = await process.wait()
+    assert code == 130

@@ -91,7 +91,10 @@ async def test_discovery_skips_a_port_that_accepts_but_never_answers(
         try:
             silent.bind(("127.0.0.1", 39414))
         except OSError:
-            pytest.skip("well-known port 39414 is busy on this machine")
+            pytest.skip(
+                "LM Studio's well-known port 39414 is in use here; stop what listens on it "
+                "(an LM Studio or a simulator) to run this test"
+            )
         silent.listen(8)
         async with lms.LMStudioClient(probe_timeout=0.2) as client:
             with anyio.fail_after(5), pytest.raises(lms.LMStudioNotFoundError) as caught:
@@ -107,7 +110,10 @@ async def test_discovery_finds_a_server_on_a_well_known_port(
         sim = Simulator(port=22931)
         await sim.start()
     except OSError:
-        pytest.skip("well-known port 22931 is busy on this machine")
+        pytest.skip(
+            "LM Studio's well-known port 22931 is in use here; stop what listens on it "
+            "(an LM Studio or a simulator) to run this test"
+        )
     try:
         async with lms.LMStudioClient() as client:
             assert (await client.system.version()).version

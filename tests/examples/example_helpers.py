@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
+
+import anyio
+from anyio.abc import Process
+
+from lmstudio_async.testing import Simulator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -21,3 +27,16 @@ def example_env(base_url: str | None = None) -> dict[str, str]:
         env["LMSTUDIO_BASE_URL"] = base_url
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+async def start_app(sim: Simulator) -> tuple[Process, str]:
+    """uvicorn on an ephemeral port, pointed at ``sim`` through LMSTUDIO_BASE_URL."""
+    process = await anyio.open_process(
+        example("fastapi_app.py", "--port", "0"), env=example_env(sim.base_url)
+    )
+    assert process.stderr is not None
+    log = ""
+    with anyio.fail_after(20):
+        while (match := re.search(r"Uvicorn running on (http://\S+)", log)) is None:
+            log += (await process.stderr.receive()).decode()
+    return process, match.group(1)

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 
-import anyio
 import httpx
 import pytest
-from anyio.abc import Process
-from example_helpers import example, example_env
+from example_helpers import start_app
 
 from lmstudio_async.testing import ScriptedReply, Simulator
 
 pytestmark = pytest.mark.anyio
-
-
-async def start_app(sim: Simulator) -> tuple[Process, str]:
-    """uvicorn on an ephemeral port, pointed at ``sim`` through LMSTUDIO_BASE_URL."""
-    process = await anyio.open_process(
-        example("fastapi_app.py", "--port", "0"), env=example_env(sim.base_url)
-    )
-    assert process.stderr is not None
-    log = ""
-    with anyio.fail_after(20):
-        while (match := re.search(r"Uvicorn running on (http://\S+)", log)) is None:
-            log += (await process.stderr.receive()).decode()
-    return process, match.group(1)
 
 
 @pytest.fixture
@@ -50,8 +34,21 @@ async def test_chat_streams_fragments_as_server_sent_events(sim: Simulator) -> N
     fragments = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
     assert "".join(fragments) == "You said: Hello there"
     assert events[-1].startswith("event: done\ndata: ")
-    assert json.loads(events[-1].split("data: ", 1)[1])["stop_reason"] == "eosFound"
+    assert json.loads(events[-1].split("data: ", 1)[1])["stopReason"] == "eosFound"
     assert sim.predictions[-1].status == "finished"
+
+
+async def test_the_root_serves_a_chat_page_that_uses_event_source(sim: Simulator) -> None:
+    process, url = await start_app(sim)
+    async with process:
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+                response = await http.get("/")
+        finally:
+            process.terminate()
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'new EventSource("/chat?prompt="' in response.text
 
 
 async def test_a_client_disconnect_cancels_the_prediction_in_lm_studio(sim: Simulator) -> None:

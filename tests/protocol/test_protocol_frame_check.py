@@ -6,9 +6,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-from _lms_client_frames import SCHEMA_PATH, check_frame
+from _lms_client_frames import check_frame
+from _protocol_schema import SCHEMA_MISSING, SCHEMA_PATH
 
-pytestmark = pytest.mark.skipif(not SCHEMA_PATH.is_file(), reason="lms.json not available")
+pytestmark = pytest.mark.skipif(not SCHEMA_PATH.is_file(), reason=SCHEMA_MISSING)
 
 
 def test_a_valid_predict_frame_passes() -> None:

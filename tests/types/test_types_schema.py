@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import msgspec
 import pytest
+from _protocol_schema import SCHEMA_MISSING, SCHEMA_PATH
 
 from lmstudio_async.types import (
     Chat,
@@ -26,8 +26,6 @@ from lmstudio_async.types import (
     single_layer_stack,
 )
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "protocol" / "lms.json"
-
 
 @cache
 def _schema() -> dict[str, Any]:
@@ -37,7 +35,7 @@ def _schema() -> dict[str, Any]:
 
 def validate(definition: str, obj: msgspec.Struct) -> None:
     if not SCHEMA_PATH.exists():
-        pytest.skip(f"protocol schema not found at {SCHEMA_PATH}")
+        pytest.skip(SCHEMA_MISSING)
     full = _schema()
     schema = {"definitions": full["definitions"], "$ref": f"#/definitions/{definition}"}
     cls = jsonschema.validators.validator_for(full)

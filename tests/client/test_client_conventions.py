@@ -1,0 +1,114 @@
+"""Library conventions a newcomer meets first: completion, exception names, tasks, docs."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import pickle
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+
+import lmstudio_async as lms
+from lmstudio_async.types import prediction as prediction_types
+
+pytestmark = pytest.mark.anyio
+
+
+def test_dir_lists_the_lazily_imported_names_before_their_first_use() -> None:
+    # A fresh interpreter: nothing has touched the lazy names yet.
+    done = subprocess.run(
+        [sys.executable, "-c", "import lmstudio_async as l; print(' '.join(dir(l)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    listed = set(done.stdout.split())
+    assert {"Tool", "GuardDecision", "ActResult", "ActRound", "GBNFGrammar"} <= listed
+    assert set(lms.__all__) <= listed
+
+
+def test_exceptions_print_under_the_public_module() -> None:
+    error = lms.LMStudioNotFoundError("No LM Studio answered.", hosts_tried=("127.0.0.1:1234",))
+    (line,) = traceback.format_exception_only(type(error), error)
+    assert line == "lmstudio_async.LMStudioNotFoundError: No LM Studio answered.\n"
+    for name in lms.__all__:
+        value = getattr(lms, name)
+        if isinstance(value, type) and issubclass(value, lms.LMStudioError):
+            assert value.__module__ == "lmstudio_async", name
+            assert getattr(lms, value.__qualname__) is value  # so pickle finds it
+
+
+def test_exceptions_still_pickle() -> None:
+    error = lms.LMStudioTimeoutError("Too slow.")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is lms.LMStudioTimeoutError
+    assert str(copy) == "Too slow."
+
+
+async def test_the_documented_way_to_run_a_prediction_as_a_task(model: lms.LLM) -> None:
+    task = asyncio.create_task(model.respond("Hi").result())
+    result = await task
+    assert result.content == "You said: Hi"
+
+
+async def test_the_handle_itself_is_not_a_coroutine_as_the_docs_say(model: lms.LLM) -> None:
+    prediction = model.respond("Hi")
+    with pytest.raises(TypeError):
+        asyncio.create_task(prediction)  # type: ignore[arg-type]  # noqa: RUF006
+    await prediction.cancel()
+
+
+def test_the_docs_show_the_task_way() -> None:
+    doc = inspect.getdoc(lms.PredictionStream)
+    assert doc is not None
+    assert "create_task(prediction.result())" in doc
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert 'asyncio.create_task(model.respond("Hi").result())' in readme
+    assert "every call is a coroutine" not in readme
+
+
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    """Field name -> the string literal that follows it in the class body."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0]
+    assert isinstance(body, ast.ClassDef)
+    docs: dict[str, str] = {}
+    for field, after in zip(body.body, body.body[1:], strict=False):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[field.target.id] = after.value.value
+    return docs
+
+
+def test_every_prediction_stats_field_is_documented() -> None:
+    docs = _attribute_docstrings(prediction_types.PredictionStats)
+    fields = prediction_types.PredictionStats.__struct_fields__
+    assert set(fields) == set(docs), set(fields) - set(docs)
+    assert "seconds" in docs["time_to_first_token_sec"].lower()
+
+
+def test_respond_lists_the_errors_it_raises() -> None:
+    doc = inspect.getdoc(lms.LLM.respond)
+    assert doc is not None
+    raises = doc.split("Raises:", 1)[1]
+    for error in (
+        lms.LMStudioUsageError,
+        lms.LMStudioConfigError,
+        lms.LMStudioConnectionError,
+        lms.LMStudioTimeoutError,
+        lms.LMStudioModelNotFoundError,
+        lms.LMStudioChannelError,
+        lms.LMStudioStructuredOutputError,
+    ):
+        assert f"{error.__name__}:" in raises, error.__name__

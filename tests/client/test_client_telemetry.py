@@ -1,0 +1,237 @@
+"""OpenTelemetry spans and metrics (GenAI semantic conventions), with in-memory exporters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+import lmstudio_async as lms
+from lmstudio_async.testing import ScriptedReply, Simulator
+
+pytestmark = pytest.mark.anyio
+
+MODEL = "qwen2.5-7b-instruct"
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self.spans = InMemorySpanExporter()
+        self.metrics = InMemoryMetricReader()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.meter_provider = MeterProvider(metric_readers=[self.metrics])
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+    def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
+        """(attributes, data point) of every data point of the metric ``name``."""
+        data = self.metrics.get_metrics_data()
+        assert data is not None
+        return [
+            (dict(point.attributes or {}), point)
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    recorded = Telemetry()
+    lms.enable_opentelemetry(
+        tracer_provider=recorded.tracer_provider, meter_provider=recorded.meter_provider
+    )
+    try:
+        yield recorded
+    finally:
+        lms.disable_opentelemetry()
+
+
+async def test_a_finished_prediction_is_one_client_span_with_genai_attributes(
+    telemetry: Telemetry, model: lms.LLM
+) -> None:
+    result = await model.respond("What is the meaning of life?")
+    (span,) = telemetry.finished()
+    assert span.name == f"chat {MODEL}"
+    assert span.kind is SpanKind.CLIENT
+    assert span.status.status_code is StatusCode.UNSET
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.provider.name"] == "lmstudio"
+    assert attributes["gen_ai.request.model"] == MODEL
+    assert attributes["gen_ai.response.model"] == MODEL
+    assert attributes["gen_ai.usage.input_tokens"] == result.stats.prompt_tokens_count
+    assert attributes["gen_ai.usage.output_tokens"] == result.stats.predicted_tokens_count == 8
+    assert attributes["gen_ai.response.finish_reasons"] == ("eosFound",)
+    assert attributes["lmstudio.time_to_first_token"] == result.stats.time_to_first_token_sec
+    assert attributes["lmstudio.cancelled"] is False
+    # Never what was said.
+    assert "meaning of life" not in repr(attributes)
+
+
+async def test_client_metrics_follow_the_conventions(telemetry: Telemetry, model: lms.LLM) -> None:
+    result = await model.respond("Hi")
+    usage = {a["gen_ai.token.type"]: p for a, p in telemetry.points("gen_ai.client.token.usage")}
+    assert usage["input"].sum == result.stats.prompt_tokens_count
+    assert usage["output"].sum == result.stats.predicted_tokens_count
+    ((attributes, duration),) = telemetry.points("gen_ai.client.operation.duration")
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.response.model"] == MODEL
+    assert "error.type" not in attributes
+    assert duration.count == 1
+    assert duration.sum > 0
+    ((_, first_token),) = telemetry.points("gen_ai.server.time_to_first_token")
+    assert first_token.sum == result.stats.time_to_first_token_sec
+
+
+async def test_a_prediction_cancelled_with_cancel_is_marked_cancelled(
+    telemetry: Telemetry, simulator: Simulator, model: lms.LLM
+) -> None:
+    story = " ".join(f"word{n}" for n in range(300))
+    simulator.script(MODEL, ScriptedReply(content=story, tokens_per_second=200))
+    prediction = model.respond("Tell me a story")
+    async for _ in prediction:
+        await prediction.cancel()
+    await prediction.result()
+    (span,) = telemetry.finished()
+    attributes = dict(span.attributes or {})
+    assert attributes["lmstudio.cancelled"] is True
+    assert attributes["gen_ai.response.finish_reasons"] == ("userStopped",)
+    assert span.status.status_code is StatusCode.UNSET
+
+
+async def test_a_cancelled_task_ends_its_span_as_cancelled_not_failed(
+    telemetry: Telemetry, simulator: Simulator, model: lms.LLM
+) -> None:
+    story = " ".join(f"word{n}" for n in range(300))
+    simulator.script(MODEL, ScriptedReply(content=story, tokens_per_second=50))
+    with anyio.CancelScope() as scope:
+        async for _ in model.respond("Tell me a story"):
+            scope.cancel()  # the task is cancelled at its next await, mid-stream
+    await simulator.wait_for(lambda: simulator.predictions[-1].cancel_received, timeout=10)
+    (span,) = telemetry.finished()
+    attributes = dict(span.attributes or {})
+    assert attributes["lmstudio.cancelled"] is True
+    assert "error.type" not in attributes
+    assert span.status.status_code is StatusCode.UNSET
+
+
+async def test_a_break_ends_the_span_at_once(
+    telemetry: Telemetry, simulator: Simulator, model: lms.LLM
+) -> None:
+    story = " ".join(f"word{n}" for n in range(300))
+    simulator.script(MODEL, ScriptedReply(content=story, tokens_per_second=200))
+    prediction = model.respond("Tell me a story")
+    async for _ in prediction:
+        break
+    (span,) = telemetry.finished()
+    assert dict(span.attributes or {})["lmstudio.cancelled"] is True
+    await prediction.result()  # the partial result: no second span
+    assert len(telemetry.finished()) == 1
+
+
+async def test_a_failed_prediction_has_error_status_and_type(
+    telemetry: Telemetry, simulator: Simulator, model: lms.LLM
+) -> None:
+    simulator.script(MODEL, ScriptedReply(error={"title": "The model crashed"}))
+    with pytest.raises(lms.LMStudioServerError):
+        await model.respond("Hi")
+    (span,) = telemetry.finished()
+    assert span.status.status_code is StatusCode.ERROR
+    attributes = dict(span.attributes or {})
+    assert attributes["error.type"] == "lmstudio_async.LMStudioServerError"
+    assert attributes["lmstudio.cancelled"] is False
+    assert [event.name for event in span.events] == ["exception"]
+    ((metric_attributes, _),) = telemetry.points("gen_ai.client.operation.duration")
+    assert metric_attributes["error.type"] == "lmstudio_async.LMStudioServerError"
+
+
+async def test_completion_embedding_and_load_get_their_spans(
+    telemetry: Telemetry, client: lms.LMStudioClient
+) -> None:
+    llm = await client.llm.model(MODEL)
+    await llm.complete("Once upon a time")
+    embedder = await client.embedding.model("text-embedding-nomic-embed-text-v1.5")
+    await embedder.embed("Hello")
+    await client.llm.load("google/gemma-3-4b")
+    names = [span.name for span in telemetry.finished()]
+    assert names == [
+        f"text_completion {MODEL}",
+        "embeddings text-embedding-nomic-embed-text-v1.5",
+        "load_model google/gemma-3-4b",
+    ]
+    for span in telemetry.finished():
+        assert span.kind is SpanKind.CLIENT
+        assert dict(span.attributes or {})["gen_ai.provider.name"] == "lmstudio"
+
+
+async def test_nothing_is_recorded_when_telemetry_is_off(model: lms.LLM) -> None:
+    recorded = Telemetry()  # providers exist, but nobody enabled the SDK's telemetry
+    await model.respond("Hi")
+    assert recorded.finished() == []
+
+
+def test_a_configured_global_tracer_provider_turns_it_on_by_itself() -> None:
+    program = textwrap.dedent(
+        """
+        import anyio
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        import lmstudio_async as lms
+        from lmstudio_async.testing import Simulator
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+
+        async def main() -> None:
+            async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
+                model = await client.llm.model("qwen2.5-7b-instruct")
+                await model.respond("Hi")
+
+        anyio.run(main)
+        print([span.name for span in exporter.get_finished_spans()])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['chat qwen2.5-7b-instruct']"
+
+
+def test_without_the_otel_extra_enabling_says_how_to_get_it() -> None:
+    program = textwrap.dedent(
+        """
+        import sys
+        sys.modules["opentelemetry"] = None  # as if the otel extra were not installed
+        import lmstudio_async as lms
+        try:
+            lms.enable_opentelemetry()
+        except lms.LMStudioUsageError as exc:
+            print(exc)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "pip install 'lmstudio-async[otel]'" in done.stdout
