@@ -43,9 +43,12 @@ async def test_connect_predict_cancel_disconnect_loop() -> None:
                     with anyio.move_on_after(0.01):
                         await model.respond("time me out")
                     if iteration % 3 == 0:
-                        sim.script(
-                            MODEL,
+                        # Aimed at this prompt: the timed-out prediction above may reach the
+                        # server only now, and must not take the dropping reply.
+                        sim.add_rule(
                             ScriptedReply(content="a b c", faults=Faults(drop_after_fragments=1)),
+                            last_user_message="^dropped$",
+                            times=1,
                         )
                         with pytest.raises(lms.LMStudioConnectionError):
                             await model.respond("dropped")
