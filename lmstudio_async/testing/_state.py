@@ -43,6 +43,9 @@ class ServerState:
         self.version = version
         self.build = build
         self.files: dict[str, dict[str, dict[str, Any]]] = {}
+        # LM Studio never reuses an uploaded file's identifier, even after it deleted the
+        # client's files on disconnect: a stale handle must stay unknown.
+        self.file_serial = itertools.count(1)
         self.hub = Hub()
         self._references = itertools.count(1)
         self._tool_call_ids = itertools.count(1)

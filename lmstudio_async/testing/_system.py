@@ -106,7 +106,7 @@ async def _upload_file(conn: Connection, param: Any) -> Any:
     file_type = "image" if name.lower().endswith(_IMAGE_SUFFIXES) else "text/other"
     # Files belong to the client identity (shared by all its sockets), as in LM Studio.
     files = conn.state.files.setdefault(conn.client_identifier, {})
-    identifier = f"{len(files) + 1}-{name}"
+    identifier = f"{next(conn.state.file_serial)}-{name}"
     files[identifier] = {"name": name, "sizeBytes": size, "fileType": file_type}
     return {"identifier": identifier, "fileType": file_type, "sizeBytes": size}
 
