@@ -412,8 +412,9 @@ async def test_a_callback_that_is_not_callable_is_refused_before_sending(
     )
     async with lms.LMStudioClient(simulator.base_url) as client:
         model = await client.llm.model(MODEL)
+        not_callable: dict[str, Any] = {name: 5}
         with pytest.raises(lms.LMStudioUsageError, match=f"act\\(\\): {name} must be a function"):
-            await model.act("Add 1 and 2", [add], **{name: 5})
+            await model.act("Add 1 and 2", [add], **not_callable)
     assert simulator.predictions == []
 
 
