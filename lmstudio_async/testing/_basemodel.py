@@ -4,17 +4,15 @@ tokenization. Each builder takes the domain so one implementation serves both na
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _envelope as env
 from . import _models
 from ._catalog import Instance, ModelSpec, ModelType
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
+from ._devices import placement, requested_device
 from ._envelope import InvalidParameter, SimulatorError
 from ._resources import estimate_model_usage
-
-if TYPE_CHECKING:
-    from ._state import ServerState
 
 __all__ = ["base_model_namespace", "default_prediction_fields"]
 
@@ -56,20 +54,6 @@ class _LoadRequest:
     ttl_ms: int | None
     load_fields: list[dict[str, Any]]
     device_identifier: str | None = None
-
-
-def _requested_device(param: dict[str, Any]) -> str | None:
-    env.optional_nullable_str(param, "deviceIdentifier")
-    device: str | None = param.get("deviceIdentifier")
-    return device
-
-
-def _placement(state: ServerState, requested: str | None) -> str | None:
-    """The LM Link device a load runs on (None: this machine), or LM Studio's error."""
-    try:
-        return state.hub.placement(requested)
-    except LookupError as exc:
-        raise SimulatorError(env.serialized_error(str(exc))) from None
 
 
 def _load_fields(param: dict[str, Any]) -> list[dict[str, Any]]:
@@ -132,7 +116,7 @@ class _BaseModelEndpoints:
     async def unload_model(self, conn: Connection, param: Any) -> Any:
         param = env.require_object(param, "parameter")
         identifier = env.require_str(param, "identifier")
-        device = _requested_device(param)
+        device = requested_device(param)
         instance = conn.state.by_identifier(identifier)
         if (
             instance is None
@@ -164,14 +148,14 @@ class _BaseModelEndpoints:
         param = env.require_object(param, "creationParameter")
         key = env.require_str(param, "modelKey")
         identifier = env.optional_str(param, "identifier")
-        device = _requested_device(param)
+        device = requested_device(param)
         ttl = env.optional_positive_int(param, "ttlMs")
         return _LoadRequest(key, identifier, ttl, _load_fields(param), device)
 
     def validate_get_or_load(self, param: Any) -> _LoadRequest:
         param = env.require_object(param, "creationParameter")
         identifier = env.require_str(param, "identifier")
-        device = _requested_device(param)
+        device = requested_device(param)
         ttl = env.optional_positive_int(param, "loadTtlMs")
         return _LoadRequest(identifier, None, ttl, _load_fields(param), device)
 
@@ -219,7 +203,7 @@ class _BaseModelEndpoints:
 
     async def run_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
         spec = self._spec_for(ctx, request.key)
-        device = _placement(ctx.state, request.device_identifier)
+        device = placement(ctx.state, request.device_identifier)
         if request.identifier is not None and ctx.state.by_identifier(request.identifier):
             raise _identifier_taken(request.identifier)
         identifier = request.identifier or ctx.state.default_identifier(spec)
@@ -228,7 +212,7 @@ class _BaseModelEndpoints:
         await ctx.send({"type": "success", "info": instance.info()})
 
     async def run_get_or_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
-        device = _placement(ctx.state, request.device_identifier)
+        device = placement(ctx.state, request.device_identifier)
         existing = ctx.state.by_identifier(request.key)
         if existing is not None and (
             request.device_identifier is None or existing.device_identifier == device

@@ -165,7 +165,7 @@ async def _lm_link_status(conn: Connection, param: Any) -> Any:
             {
                 "deviceIdentifier": peer.device_identifier,
                 "deviceName": peer.device_name,
-                "status": "connected" if peer.connected else "disconnected",
+                "status": "connected" if hub.peer_connected(peer) else "disconnected",
             }
             for peer in peers
         ],

@@ -61,6 +61,15 @@ async def test_a_model_too_big_for_the_machine_fails_the_guardrails() -> None:
         assert sim.loaded_identifiers() == []
 
 
+async def test_a_context_beyond_the_model_maximum_is_estimated_as_asked(
+    client: lms.LMStudioClient,
+) -> None:
+    # Ten million tokens of context need 610 GiB here: not clipped to the model's 32768.
+    huge = await client.llm.estimate_resources_usage(MODEL, config={"context_length": 10_000_000})
+    assert huge.memory.context_bytes == 10_000_000 * CONTEXT_BYTES_PER_TOKEN
+    assert huge.passes_guardrails is False
+
+
 async def test_estimates_for_unknown_and_wrong_kind_models_are_errors(
     client: lms.LMStudioClient,
 ) -> None:
