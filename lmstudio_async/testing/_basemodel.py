@@ -117,6 +117,8 @@ class _BaseModelEndpoints:
         param = env.require_object(param, "parameter")
         identifier = env.require_str(param, "identifier")
         device = requested_device(param)
+        # Without a device LM Studio tries the preferred device, this machine, then the peers;
+        # identifiers are unique across the simulated devices, so the one match is the first.
         instance = conn.state.by_identifier(identifier)
         if (
             instance is None

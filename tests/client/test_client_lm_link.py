@@ -48,6 +48,9 @@ async def test_models_load_run_and_unload_per_device(
         await client.llm.unload("remote-qwen", device_identifier=LOCAL)
     await client.llm.unload("remote-qwen", device_identifier=PEER)
     await on_peer.unload()  # a handle unloads on its own device
+    # Without a device, LM Studio looks on every device: the peer's instance goes.
+    await client.llm.load(MODEL, identifier="peer-only", device_identifier=PEER)
+    await client.llm.unload("peer-only")
     assert simulator.loaded_identifiers() == [MODEL, "text-embedding-nomic-embed-text-v1.5"]
 
 
