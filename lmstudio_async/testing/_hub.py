@@ -6,6 +6,7 @@ adds a :class:`ModelSpec` to the server's downloaded models, so it can be loaded
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,7 +60,18 @@ class DownloadableModel:
             path=f"{self.name}/{repo or self.name}-{quantization}.gguf",
             size_bytes=size,
             quantization_name=quantization,
+            quantization_bits=_quantization_bits(quantization),
         )
+
+    def variant_key(self, quantization: str) -> str:
+        """The key of one downloaded variant, as LM Studio names it (``key@q4_k_m``)."""
+        return f"{self.model_key()}@{quantization.lower()}"
+
+
+def _quantization_bits(quantization: str) -> int:
+    """Bits per weight of a llama.cpp quantization name (``Q8_0``: 8, ``F16``: 16)."""
+    match = re.match(r"(?:I?Q|F|BF)(\d+)", quantization.upper())
+    return int(match.group(1)) if match else 4
 
 
 def fit_estimation(size: int) -> str:

@@ -6,6 +6,7 @@ Plain bookkeeping without I/O. Model resolution raises :class:`SimulatorError` c
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -35,6 +36,8 @@ class ServerState:
         build: int,
     ) -> None:
         self.catalog: dict[str, ModelSpec] = {spec.model_key: spec for spec in catalog}
+        # Downloaded variants by variant key; the catalog lists their model once, by base key.
+        self.variants: dict[str, ModelSpec] = {}
         self.instances: list[Instance] = []
         self.scripts: dict[str, deque[ScriptedReply]] = {}
         self.faults = Faults()
@@ -58,14 +61,30 @@ class ServerState:
     # ---- catalog and instances -----------------------------------------------------------
 
     def find_spec(self, key: str) -> ModelSpec | None:
-        """A downloaded model by key, path or indexed identifier."""
-        spec = self.catalog.get(key)
+        """A downloaded model by key, variant key, path or indexed identifier."""
+        spec = self.catalog.get(key) or self.variants.get(key)
         if spec is not None:
             return spec
-        for spec in self.catalog.values():
+        for spec in [*self.catalog.values(), *self.variants.values()]:
             if key in (spec.wire_path, spec.wire_path.rsplit("/", 1)[0]):
                 return spec
         return None
+
+    def add_variant(self, base_key: str, variant: ModelSpec) -> None:
+        """Record a downloaded variant (``variant.model_key`` is its variant key) and list
+        ``base_key`` with all its variants. The first variant stays selected, as in LM Studio,
+        where a further download does not change which one a load of the key uses."""
+        self.variants[variant.model_key] = variant
+        current = self.catalog.get(base_key)
+        keys = [*(current.variants if current is not None else ()), variant.model_key]
+        keys = list(dict.fromkeys(keys))
+        selected = current.selected_variant if current is not None else None
+        if selected not in self.variants:
+            selected = variant.model_key
+        chosen = self.variants[selected]
+        self.catalog[base_key] = dataclasses.replace(
+            chosen, model_key=base_key, variants=tuple(keys), selected_variant=selected
+        )
 
     def loaded(self, domain: ModelType | None = None) -> list[Instance]:
         return [i for i in self.instances if domain is None or i.spec.type == domain]

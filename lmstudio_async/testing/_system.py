@@ -15,7 +15,7 @@ import anyio
 
 from . import _envelope as env
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
-from ._envelope import InvalidParameter
+from ._envelope import InvalidParameter, SimulatorError
 
 __all__ = ["files_namespace", "system_namespace"]
 
@@ -37,7 +37,12 @@ async def _list_variants(conn: Connection, param: Any) -> Any:
     spec = conn.state.find_spec(env.require_str(param, "modelKey"))
     if spec is None:
         raise conn.state.path_not_found(param["modelKey"])
-    return [spec.info()]
+    if not spec.variants:
+        # LM Studio throws for a model downloaded in one form only (the 2.0 SDK documents it).
+        raise SimulatorError(
+            env.serialized_error(f'Model "{param["modelKey"]}" does not have any variants')
+        )
+    return [conn.state.variants[key].info() for key in spec.variants]
 
 
 async def _version(conn: Connection, param: Any) -> Any:
