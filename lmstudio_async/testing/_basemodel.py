@@ -106,12 +106,19 @@ class _BaseModelEndpoints:
             if throw:
                 raise
             return MISSING
-        # `queued` counts the running request too, as LM Studio reports it.
-        running = sum(
-            r.status == "running" and r.model_identifier == instance.identifier
+        # `queued` counts the running request too, as LM Studio reports it; the status is that
+        # of the oldest request, the one the model works on.
+        running = [
+            r
             for r in conn.state.predictions
-        )
-        return {"status": "generating" if running else "idle", "queued": running}
+            if r.status == "running" and r.model_identifier == instance.identifier
+        ]
+        embeddings = conn.state.embeddings_running.get(instance.identifier, 0)
+        if running:
+            status = "generating" if running[0].prompt_processed else "processingPrompt"
+        else:
+            status = "computingEmbedding" if embeddings else "idle"
+        return {"status": status, "queued": len(running) + embeddings}
 
     async def unload_model(self, conn: Connection, param: Any) -> Any:
         param = env.require_object(param, "parameter")

@@ -254,9 +254,15 @@ class _Prediction:
             return await ctx.wait_cancel(None)
         return False
 
-    async def send_prompt_progress(self, prompt_tokens: int) -> None:
-        """Prompt processing at 0 and at 1, with details, as current LM Studio versions send."""
+    async def send_prompt_progress(self, prompt_tokens: int, prompt_seconds: float = 0.0) -> bool:
+        """Prompt processing at 0 and, ``prompt_seconds`` later, at 1, with details, as current
+        LM Studio versions send; the record says ``prompt_processed`` from then on. Returns
+        whether the client cancelled meanwhile."""
+        cancelled = False
         for progress in (0, 1):
+            if progress and prompt_seconds:
+                # Time to first token is prompt processing: the model reports processingPrompt.
+                cancelled = await self.ctx.wait_cancel(prompt_seconds)
             await self.ctx.send(
                 {
                     "type": "promptProcessingProgress",
@@ -269,17 +275,17 @@ class _Prediction:
                     },
                 }
             )
+        self.record.prompt_processed = True
+        return cancelled
 
     async def stream(self, plan: _Plan, script: ScriptedReply | None, prompt_tokens: int) -> None:
         ctx, record = self.ctx, self.record
         started = time.monotonic()
-        await self.send_prompt_progress(prompt_tokens)
+        ttft = script.time_to_first_token if script is not None else 0.0
+        stopped = await self.send_prompt_progress(prompt_tokens, ttft)
         delay = self.faults.delay_before_first_fragment
-        tps = None
-        if script is not None:
-            delay += script.time_to_first_token
-            tps = script.tokens_per_second
-        stopped = bool(delay) and await ctx.wait_cancel(delay)
+        tps = script.tokens_per_second if script is not None else None
+        stopped = stopped or (bool(delay) and await ctx.wait_cancel(delay))
         interval = 1.0 / tps if tps else 0.0
         for index, fragment in enumerate(plan.fragments):
             if stopped:

@@ -66,3 +66,5 @@ class PredictionRecord:
     cancel_received: bool = False
     fragments_sent: int = 0
     content: str = ""
+    # True once prompt processing is over (LM Studio's processing state says "generating").
+    prompt_processed: bool = False

@@ -73,6 +73,10 @@ class Simulator:
     docstring for scripting and fault injection. The same port serves LM Studio's
     OpenAI-compatible ``/v1/models`` and ``/v1/chat/completions``. ``firehose=True`` streams
     unscripted predictions as fast as the socket allows, for benchmarks (see ``_firehose``).
+    ``load_duration`` is how long a model load takes and ``embed_duration`` how long one
+    ``embedString`` request takes (seconds); a model's processing state says
+    ``computingEmbedding`` meanwhile, and ``processingPrompt`` during a scripted reply's
+    ``time_to_first_token``.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class Simulator:
         loaded: Sequence[str] | None = None,
         record_frames: bool = False,
         load_duration: float = 0.02,
+        embed_duration: float = 0.0,
         version: str = "0.3.30",
         build: int = 2,
         auth_timeout: float = 10.0,
@@ -104,7 +109,12 @@ class Simulator:
                 raise ValueError("api_token must look like sk-lm-<8 alnum>:<20 alnum>")
             self._token = (match[1], match[2])
         self._state = ServerState(
-            catalog=specs, loaded=loaded, load_duration=load_duration, version=version, build=build
+            catalog=specs,
+            loaded=loaded,
+            load_duration=load_duration,
+            embed_duration=embed_duration,
+            version=version,
+            build=build,
         )
         self._bind = (host, port)
         self.host = host

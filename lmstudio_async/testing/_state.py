@@ -34,6 +34,7 @@ class ServerState:
         load_duration: float,
         version: str,
         build: int,
+        embed_duration: float = 0.0,
     ) -> None:
         self.catalog: dict[str, ModelSpec] = {spec.model_key: spec for spec in catalog}
         # Downloaded variants by variant key; the catalog lists their model once, by base key.
@@ -43,6 +44,9 @@ class ServerState:
         self.faults = Faults()
         self.predictions: list[PredictionRecord] = []
         self.load_duration = load_duration
+        self.embed_duration = embed_duration
+        # Loaded embedding model identifier -> embedString requests it is computing.
+        self.embeddings_running: dict[str, int] = {}
         self.version = version
         self.build = build
         self.files: dict[str, dict[str, dict[str, Any]]] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import anyio
 import pytest
 
 import lmstudio_async as lms
@@ -97,6 +98,43 @@ async def test_processing_state_follows_a_running_prediction(
     assert state == lms.types.ModelProcessingState(status="generating", queued=1)
     await simulator.wait_for(lambda: simulator.predictions[-1].status != "running")
     assert (await model.get_processing_state()).status == "idle"
+
+
+async def test_processing_state_says_processing_prompt_before_the_first_token(
+    simulator: Simulator, model: lms.LLM
+) -> None:
+    # Thirty seconds of prompt processing: the check below happens well inside them.
+    simulator.script(MODEL, ScriptedReply(content="late", time_to_first_token=30.0))
+
+    async def respond() -> None:
+        await model.respond("Go")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(respond)
+        await simulator.wait_for(lambda: len(simulator.predictions) == 1, timeout=20)
+        state = await model.get_processing_state()
+        tg.cancel_scope.cancel()
+    assert state == lms.types.ModelProcessingState(status="processingPrompt", queued=1)
+
+
+async def test_processing_state_says_computing_embedding_while_embedding() -> None:
+    async with (
+        Simulator(embed_duration=30.0, record_frames=True) as sim,
+        lms.LMStudioClient(sim.base_url) as client,
+    ):
+        model = await client.embedding.model()
+        assert (await model.get_processing_state()).status == "idle"
+
+        def embedding() -> bool:
+            return any(f.get("endpoint") == "embedString" for f in sim.frames_received("embedding"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(model.embed, ["a", "b", "c"])
+            await sim.wait_for(embedding, timeout=20)
+            state = await model.get_processing_state()
+            tg.cancel_scope.cancel()
+    assert state.status == "computingEmbedding"
+    assert state.queued >= 1
 
 
 async def test_processing_state_of_an_unloaded_model_is_not_found(
