@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import tracemalloc
@@ -232,6 +233,24 @@ async def test_a_second_caller_keeps_its_own_timeout_while_another_uploads(
             await client.files.prepare_image(tiny_png(9), timeout=2)
         tg.cancel_scope.cancel()
     assert client.files._locks == {}
+
+
+async def test_without_timeout_the_wait_for_another_upload_is_bounded_by_timeouts_rpc(
+    simulator: Simulator,
+) -> None:
+    timeouts = lms.Timeouts(rpc=2.0)
+    async with lms.LMStudioClient(simulator.base_url, timeouts=timeouts) as client:
+        await client.system.info()
+        simulator.faults = Faults(rpc_delay=30.0)
+        async with anyio.create_task_group() as tg:
+            # The first caller allowed its upload a minute; the second gave no timeout=.
+            tg.start_soon(functools.partial(client.files.prepare_image, tiny_png(10), timeout=60))
+            await simulator.wait_for(lambda: len(uploads(simulator)) == 1, timeout=20)
+            timed_out = pytest.raises(lms.LMStudioTimeoutError, match=r"Timeouts\.rpc")
+            with anyio.fail_after(20), timed_out:
+                await client.files.prepare_image(tiny_png(10))
+            tg.cancel_scope.cancel()
+        assert client.files._locks == {}
 
 
 async def test_the_upload_lock_table_does_not_grow(client: lms.LMStudioClient) -> None:
