@@ -373,8 +373,12 @@ class ModelNamespace(Generic[InfoT]):
         """Unload the instance loaded under ``identifier``.
 
         ``device_identifier`` names the LM Link device it runs on (from
-        ``client.repository.lm_link.status()``); by default LM Studio looks on its own.
-        Raises :class:`LMStudioModelNotFoundError` if no model of this kind is loaded under it.
+        ``client.repository.lm_link.status()``; this machine's own identifier means only
+        here). Without it LM Studio looks on LM Link's preferred device, then this machine,
+        then the other linked devices, and unloads the first instance it finds under
+        ``identifier``, which may be on another machine (the 2.0 TypeScript SDK documents the
+        same order). Raises :class:`LMStudioModelNotFoundError` if no model of this kind is
+        loaded under it.
         """
         _check_identifier(identifier, "The identifier")
         parameter: dict[str, Any] = {"identifier": identifier}

@@ -373,12 +373,22 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         ``on_tool_call_result(round_index, call_index, result)`` for each tool result (a
         :class:`ToolCallResultPart` with ``name``, ``tool_call_id`` and the JSON ``content``)
         before it goes back to the model, whether the call succeeded, failed or was denied.
+        A callback, guard or handler that is not callable raises :class:`LMStudioUsageError`
+        before anything is sent.
 
         Cancelling the awaiting task cancels the running prediction in LM Studio and every
         running tool.
         """
         from .._tools import ActCallbacks, run_act, to_tools  # tool use is opt-in: load on use
 
+        callbacks = ActCallbacks(
+            on_message=on_message,
+            on_round_start=on_round_start,
+            on_round_end=on_round_end,
+            on_prediction_fragment=on_prediction_fragment,
+            on_prediction_completed=on_prediction_completed,
+            on_tool_call_result=on_tool_call_result,
+        )
         history = Chat.from_history(chat)
         history.require_user_message()
         prediction_config = PredictionConfig.from_value(config)
@@ -422,14 +432,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             max_parallel_tool_calls=max_parallel_tool_calls,
             guard_tool_call=guard_tool_call,
             handle_invalid_tool_request=handle_invalid_tool_request,
-            callbacks=ActCallbacks(
-                on_message=on_message,
-                on_round_start=on_round_start,
-                on_round_end=on_round_end,
-                on_prediction_fragment=on_prediction_fragment,
-                on_prediction_completed=on_prediction_completed,
-                on_tool_call_result=on_tool_call_result,
-            ),
+            callbacks=callbacks,
         )
 
     async def _open(self, endpoint: str, parameter: dict[str, Any]) -> Channel:

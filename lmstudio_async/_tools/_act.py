@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
 
 import anyio
@@ -153,6 +153,19 @@ class ActCallbacks:
     on_prediction_completed: Callable[[ActRound], MaybeAwaitable] | None = None
     on_tool_call_result: Callable[[int, int, ToolCallResultPart], MaybeAwaitable] | None = None
 
+    def __post_init__(self) -> None:
+        # Checked before anything is sent: a non-callable would otherwise only fail with a
+        # bare TypeError rounds later, when its event first happens.
+        for option in fields(self):
+            _require_callable(option.name, getattr(self, option.name))
+
+
+def _require_callable(name: str, callback: object) -> None:
+    if callback is not None and not callable(callback):
+        raise LMStudioUsageError(
+            f"act(): {name} must be a function (plain or async) or None, got {callback!r}."
+        )
+
 
 # predict(chat, final_round, prediction_callbacks) -> a prediction over ``chat``; on the final
 # round it must send ``tools: {type: "none"}``.
@@ -219,6 +232,8 @@ async def run_act(
         raise LMStudioUsageError(
             f"max_parallel_tool_calls must be an int >= 1, got {max_parallel_tool_calls!r}."
         )
+    _require_callable("guard_tool_call", guard_tool_call)
+    _require_callable("handle_invalid_tool_request", handle_invalid_tool_request)
     runner = _ToolRunner(
         tools, max_parallel_tool_calls, guard_tool_call, handle_invalid_tool_request
     )

@@ -4,18 +4,16 @@ tokenization. Each builder takes the domain so one implementation serves both na
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _envelope as env
 from . import _failures as failures
 from . import _models
 from ._catalog import Instance, ModelSpec, ModelType
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
+from ._devices import placement, requested_device
 from ._envelope import InvalidParameter, SimulatorError
 from ._resources import estimate_model_usage
-
-if TYPE_CHECKING:
-    from ._state import ServerState
 
 __all__ = ["base_model_namespace", "default_prediction_fields"]
 
@@ -57,20 +55,6 @@ class _LoadRequest:
     ttl_ms: int | None
     load_fields: list[dict[str, Any]]
     device_identifier: str | None = None
-
-
-def _requested_device(param: dict[str, Any]) -> str | None:
-    env.optional_nullable_str(param, "deviceIdentifier")
-    device: str | None = param.get("deviceIdentifier")
-    return device
-
-
-def _placement(state: ServerState, requested: str | None) -> str | None:
-    """The LM Link device a load runs on (None: this machine), or LM Studio's error."""
-    try:
-        return state.hub.placement(requested)
-    except LookupError as exc:
-        raise SimulatorError(env.serialized_error(str(exc))) from None
 
 
 def _load_fields(param: dict[str, Any]) -> list[dict[str, Any]]:
@@ -123,18 +107,27 @@ class _BaseModelEndpoints:
             if throw:
                 raise
             return MISSING
-        # `queued` counts the running request too, as LM Studio reports it.
-        running = sum(
-            r.status == "running" and r.model_identifier == instance.identifier
+        # `queued` counts the running request too, as LM Studio reports it; the status is that
+        # of the oldest request, the one the model works on.
+        running = [
+            r
             for r in conn.state.predictions
-        )
-        return {"status": "generating" if running else "idle", "queued": running}
+            if r.status == "running" and r.model_identifier == instance.identifier
+        ]
+        embeddings = conn.state.embeddings_running.get(instance.identifier, 0)
+        if running:
+            status = "generating" if running[0].prompt_processed else "processingPrompt"
+        else:
+            status = "computingEmbedding" if embeddings else "idle"
+        return {"status": status, "queued": len(running) + embeddings}
 
     async def unload_model(self, conn: Connection, param: Any) -> Any:
         param = env.require_object(param, "parameter")
         identifier = env.require_str(param, "identifier")
-        device = _requested_device(param)
+        device = requested_device(param)
         # A namespace unloads only its own instances: another domain's is simply not found.
+        # Without a device LM Studio tries the preferred device, this machine, then the peers;
+        # identifiers are unique across the simulated devices, so the one match is the first.
         instance = conn.state.resolve_identifier(
             self.domain, identifier, across_domains=False, device=device
         )
@@ -168,14 +161,14 @@ class _BaseModelEndpoints:
         param = env.require_object(param, "creationParameter")
         key = env.require_str(param, "modelKey")
         identifier = env.optional_str(param, "identifier")
-        device = _requested_device(param)
+        device = requested_device(param)
         ttl = env.optional_positive_int(param, "ttlMs")
         return _LoadRequest(key, identifier, ttl, _load_fields(param), device)
 
     def validate_get_or_load(self, param: Any) -> _LoadRequest:
         param = env.require_object(param, "creationParameter")
         identifier = env.require_str(param, "identifier")
-        device = _requested_device(param)
+        device = requested_device(param)
         ttl = env.optional_positive_int(param, "loadTtlMs")
         return _LoadRequest(identifier, None, ttl, _load_fields(param), device)
 
@@ -221,7 +214,7 @@ class _BaseModelEndpoints:
 
     async def run_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
         spec = ctx.state.spec_for_load(request.key, self.domain)
-        device = _placement(ctx.state, request.device_identifier)
+        device = placement(ctx.state, request.device_identifier)
         if request.identifier is not None and ctx.state.by_identifier(request.identifier):
             raise failures.identifier_taken(request.identifier)
         identifier = request.identifier or ctx.state.default_identifier(spec)
@@ -235,7 +228,7 @@ class _BaseModelEndpoints:
 
     async def run_get_or_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
         state = ctx.state
-        device = _placement(state, request.device_identifier)
+        device = placement(state, request.device_identifier)
         # A loaded instance answers first (by identifier, else by model key or path), so a
         # second getOrLoad of the same model never loads a second instance. With a device
         # named, only an instance on that device counts; otherwise the model loads there.

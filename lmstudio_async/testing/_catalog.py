@@ -51,6 +51,10 @@ class ModelSpec:
     max_context_length: int = 32768
     default_context_length: int = 4096
     embedding_dimensions: int = 768
+    # The variant keys (``key@quantization``) of a model downloaded in several variants, and
+    # the one a load of ``model_key`` uses; empty / None for a model without variants.
+    variants: tuple[str, ...] = ()
+    selected_variant: str | None = None
 
     @property
     def wire_path(self) -> str:
@@ -86,6 +90,9 @@ class ModelSpec:
             info["vision"] = self.vision
             info["trainedForToolUse"] = self.trained_for_tool_use
         info["maxContextLength"] = self.max_context_length
+        if self.variants:
+            info["variants"] = list(self.variants)
+            info["selectedVariant"] = self.selected_variant
         return info
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 from . import _envelope as env
 from . import _models
 from ._basemodel import base_model_namespace
@@ -21,6 +23,15 @@ async def _embed_string(conn: Connection, param: Any) -> Any:
         raise InvalidParameter("inputString: expected string")
     instance = conn.state.resolve("embedding", specifier)
     instance.touch()
+    running = conn.state.embeddings_running
+    running[instance.identifier] = running.get(instance.identifier, 0) + 1
+    try:
+        # Meanwhile the model's processing state says computingEmbedding.
+        await anyio.sleep(conn.state.embed_duration)
+    finally:
+        running[instance.identifier] -= 1
+        if not running[instance.identifier]:
+            del running[instance.identifier]
     return {"embedding": _models.embed(text, instance.spec.embedding_dimensions)}
 
 

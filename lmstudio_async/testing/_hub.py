@@ -6,6 +6,7 @@ adds a :class:`ModelSpec` to the server's downloaded models, so it can be loaded
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,7 +60,18 @@ class DownloadableModel:
             path=f"{self.name}/{repo or self.name}-{quantization}.gguf",
             size_bytes=size,
             quantization_name=quantization,
+            quantization_bits=_quantization_bits(quantization),
         )
+
+    def variant_key(self, quantization: str) -> str:
+        """The key of one downloaded variant, as LM Studio names it (``key@q4_k_m``)."""
+        return f"{self.model_key()}@{quantization.lower()}"
+
+
+def _quantization_bits(quantization: str) -> int:
+    """Bits per weight of a llama.cpp quantization name (``Q8_0``: 8, ``F16``: 16)."""
+    match = re.match(r"(?:I?Q|F|BF)(\d+)", quantization.upper())
+    return int(match.group(1)) if match else 4
 
 
 def fit_estimation(size: int) -> str:
@@ -89,11 +101,15 @@ class DownloadRecord:
 
 @dataclass(frozen=True)
 class LinkedDevice:
-    """A machine in the simulated LM Link; the local one is listed first."""
+    """A machine in the simulated LM Link; the local one is listed first.
+
+    ``memory_bytes`` is what resource estimates for loads on it measure against.
+    """
 
     device_identifier: str
     device_name: str
     connected: bool = True
+    memory_bytes: int = 16 * _GIB
 
 
 def default_downloadable_models() -> list[DownloadableModel]:
@@ -117,7 +133,7 @@ def default_linked_devices() -> list[LinkedDevice]:
     """This machine and one linked peer."""
     return [
         LinkedDevice("sim-device-local", "Simulated workstation"),
-        LinkedDevice("sim-device-gpu-box", "Simulated GPU box"),
+        LinkedDevice("sim-device-gpu-box", "Simulated GPU box", memory_bytes=64 * _GIB),
     ]
 
 
@@ -155,6 +171,15 @@ class Hub:
     def device(self, identifier: str) -> LinkedDevice | None:
         return next((d for d in self.devices if d.device_identifier == identifier), None)
 
+    def peer_connected(self, device: LinkedDevice) -> bool:
+        """A peer is reachable only while it is up and LM Link is not switched off here."""
+        return device.connected and not self.lm_link_disabled
+
+    def memory_of(self, placed: str | None) -> int:
+        """The memory of the device a load is placed on (``None``: this machine)."""
+        device = self.devices[0] if placed is None else self.device(placed)
+        return self.devices[0].memory_bytes if device is None else device.memory_bytes
+
     def on_device(self, placed: str | None, queried: str | None) -> bool:
         """Whether an instance placed on ``placed`` (``None``: here) is on ``queried``
         (``None`` or this machine's identifier: here)."""
@@ -175,6 +200,6 @@ class Hub:
         if device is None:
             known = ", ".join(d.device_identifier for d in self.devices)
             raise LookupError(f'No LM Link device "{requested}" (devices: {known})')
-        if not device.connected or self.lm_link_disabled:
+        if not self.peer_connected(device):
             raise LookupError(f'LM Link device "{requested}" is not connected')
         return device.device_identifier

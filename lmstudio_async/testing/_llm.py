@@ -309,10 +309,15 @@ class _Prediction:
         return False
 
     async def send_prompt_progress(
-        self, prompt_tokens: int, tokens_per_second: float | None = None
+        self,
+        prompt_tokens: int,
+        tokens_per_second: float | None = None,
+        prompt_seconds: float = 0.0,
     ) -> bool:
         """Prompt processing from 0 to 1, one step per 512 tokens, with details, as LM Studio
-        sends it; paced at ``tokens_per_second`` when given. True if cancelled meanwhile."""
+        sends it; paced at ``tokens_per_second`` when given, and ``prompt_seconds`` (a scripted
+        time to first token) spent before the last step. The record says ``prompt_processed``
+        from then on. True if cancelled meanwhile."""
         counts = [*range(0, prompt_tokens, _PROMPT_BATCH), prompt_tokens]
         if len(counts) == 1:
             counts.append(prompt_tokens)  # an empty prompt still reports 0, then 1
@@ -322,6 +327,9 @@ class _Prediction:
                 step = processed - counts[n - 1]
                 if await self.ctx.wait_cancel(step / tokens_per_second):
                     return True
+            # Time to first token is prompt processing: the model reports processingPrompt.
+            if n == last and prompt_seconds and await self.ctx.wait_cancel(prompt_seconds):
+                return True
             progress = processed / prompt_tokens if prompt_tokens else float(n == last)
             await self.ctx.send(
                 {
@@ -335,6 +343,7 @@ class _Prediction:
                     },
                 }
             )
+        self.record.prompt_processed = True
         return False
 
     async def stream(
@@ -347,11 +356,11 @@ class _Prediction:
         ctx, record = self.ctx, self.record
         started = time.monotonic()
         pace = script.prompt_tokens_per_second if script is not None else None
-        stopped = await self.send_prompt_progress(prompt_tokens, pace)
+        ttft = script.time_to_first_token if script is not None else 0.0
+        stopped = await self.send_prompt_progress(prompt_tokens, pace, ttft)
         delay = self.faults.delay_before_first_fragment
         tps = tokens_per_second
         if script is not None:
-            delay += script.time_to_first_token
             tps = script.tokens_per_second or tokens_per_second
         stopped = stopped or (bool(delay) and await ctx.wait_cancel(delay))
         interval = 1.0 / tps if tps else 0.0

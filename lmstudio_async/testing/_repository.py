@@ -6,6 +6,7 @@ would, so a 2.0 client calling them gets an answer instead of waiting forever.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import anyio
@@ -143,7 +144,8 @@ async def _download(ctx: ChannelContext, download_identifier: str) -> None:
             record.progress_sent += 1
         await ctx.send({"type": "startFinalizing"})
         spec = model.spec(quantization, size)
-        ctx.state.catalog[spec.model_key] = spec
+        variant = dataclasses.replace(spec, model_key=model.variant_key(quantization))
+        ctx.state.add_variant(spec.model_key, variant)
         await ctx.send({"type": "success", "defaultIdentifier": spec.model_key})
         record.status = "finished"
     except anyio.get_cancelled_exc_class():
@@ -165,7 +167,7 @@ async def _lm_link_status(conn: Connection, param: Any) -> Any:
             {
                 "deviceIdentifier": peer.device_identifier,
                 "deviceName": peer.device_name,
-                "status": "connected" if peer.connected else "disconnected",
+                "status": "connected" if hub.peer_connected(peer) else "disconnected",
             }
             for peer in peers
         ],

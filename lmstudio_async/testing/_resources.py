@@ -1,9 +1,13 @@
 """``estimateModelUsage``: a deterministic memory estimate for loading a downloaded model.
 
-The simulated machine has :data:`MACHINE_MEMORY_BYTES` of memory, all of it usable by the GPU.
-Weights take the model's file size; the context takes :data:`CONTEXT_BYTES_PER_TOKEN` per token
-of the requested (else default) context length; the GPU share follows the requested offload
-ratio (``"max"`` or absent: all of it). A load passes the guardrails when the total fits.
+The device the load would go to (``deviceIdentifier``, else LM Link's preferred device, else
+this machine; an unknown or unreachable one is refused like a load) has its
+``LinkedDevice.memory_bytes`` of memory (this machine: :data:`MACHINE_MEMORY_BYTES`), all of it
+usable by the GPU. Weights take the model's file size; the context takes
+:data:`CONTEXT_BYTES_PER_TOKEN` per token of the requested (else default) context length, as
+requested even beyond the model's trained maximum (LM Studio estimates what was asked for); the
+GPU share follows the requested offload ratio (``"max"`` or absent: all of it). A load passes
+the guardrails when the total fits.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 from . import _envelope as env
 from ._catalog import ModelType
 from ._connection import Connection
+from ._devices import placement, requested_device
 from ._envelope import InvalidParameter
 
 __all__ = ["CONTEXT_BYTES_PER_TOKEN", "MACHINE_MEMORY_BYTES", "estimate_model_usage"]
@@ -36,7 +41,7 @@ def estimate_model_usage(domain: ModelType) -> Any:
         param = env.require_object(param, "parameter")
         key = env.require_str(param, "modelKey")
         stack = env.require_config_stack(param, "loadConfigStack")
-        env.optional_nullable_str(param, "deviceIdentifier")
+        device = placement(conn.state, requested_device(param))
         spec = conn.state.spec_for_load(key, domain)
         fields = env.flatten_stack(stack)
         context = fields.get(f"{domain}.load.contextLength")
@@ -44,7 +49,6 @@ def estimate_model_usage(domain: ModelType) -> Any:
             if context is not None:
                 raise InvalidParameter(f"{domain}.load.contextLength: expected a positive int")
             context = spec.default_context_length
-        context = min(context, spec.max_context_length)
         ratio = _offload_ratio(fields.get(f"{domain}.load.llama.acceleration.offloadRatio"))
         model_bytes = spec.size_bytes
         context_bytes = context * CONTEXT_BYTES_PER_TOKEN
@@ -59,7 +63,7 @@ def estimate_model_usage(domain: ModelType) -> Any:
                 "contextBytes": context_bytes,
                 "totalBytes": total,
             },
-            "passesGuardrails": total <= MACHINE_MEMORY_BYTES,
+            "passesGuardrails": total <= conn.state.hub.memory_of(device),
         }
 
     return estimate

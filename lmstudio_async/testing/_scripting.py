@@ -155,3 +155,6 @@ class PredictionRecord:
     def add_content(self, piece: str) -> None:
         """Record one more fragment's text (constant time)."""
         self._pieces.append(piece)
+
+    # True once prompt processing is over (LM Studio's processing state says "generating").
+    prompt_processed: bool = False

@@ -81,6 +81,10 @@ class Simulator:
     ``catalog`` lists the downloaded models (default :func:`default_catalog`) and ``loaded``
     the keys loaded at start (default: the first LLM and the first embedding model);
     :func:`read_catalog` reads both from a JSON file.
+    ``load_duration`` is how long a model load takes and ``embed_duration`` how long one
+    ``embedString`` request takes (seconds); a model's processing state says
+    ``computingEmbedding`` meanwhile, and ``processingPrompt`` during a scripted reply's
+    ``time_to_first_token``.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class Simulator:
         loaded: Sequence[str] | None = None,
         record_frames: bool = False,
         load_duration: float = 0.02,
+        embed_duration: float = 0.0,
         version: str = "0.3.30",
         build: int = 2,
         auth_timeout: float = 10.0,
@@ -115,7 +120,12 @@ class Simulator:
                 raise ValueError("api_token must look like sk-lm-<8 alnum>:<20 alnum>")
             self._token = (match[1], match[2])
         self._state = ServerState(
-            catalog=specs, loaded=loaded, load_duration=load_duration, version=version, build=build
+            catalog=specs,
+            loaded=loaded,
+            load_duration=load_duration,
+            embed_duration=embed_duration,
+            version=version,
+            build=build,
         )
         if tokens_per_second is not None and not tokens_per_second > 0:
             raise ValueError(f"tokens_per_second must be positive, not {tokens_per_second}")

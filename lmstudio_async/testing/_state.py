@@ -6,6 +6,7 @@ which carry the ``displayData`` codes LM Studio uses (PROTOCOL.md §5.8).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import deque
@@ -34,8 +35,11 @@ class ServerState:
         load_duration: float,
         version: str,
         build: int,
+        embed_duration: float = 0.0,
     ) -> None:
         self.catalog: dict[str, ModelSpec] = {spec.model_key: spec for spec in catalog}
+        # Downloaded variants by variant key; the catalog lists their model once, by base key.
+        self.variants: dict[str, ModelSpec] = {}
         self.instances: list[Instance] = []
         self.scripts: dict[str, deque[ScriptedReply]] = {}
         self.faults = Faults()
@@ -46,9 +50,15 @@ class ServerState:
         self.tokens_per_second: float | None = None
         self.enforce_context_length = True
         self.load_duration = load_duration
+        self.embed_duration = embed_duration
+        # Loaded embedding model identifier -> embedString requests it is computing.
+        self.embeddings_running: dict[str, int] = {}
         self.version = version
         self.build = build
         self.files: dict[str, dict[str, dict[str, Any]]] = {}
+        # LM Studio never reuses an uploaded file's identifier, even after it deleted the
+        # client's files on disconnect: a stale handle must stay unknown.
+        self.file_serial = itertools.count(1)
         self.hub = Hub()
         self._references = itertools.count(1)
         self._tool_call_ids = itertools.count(1)
@@ -73,9 +83,15 @@ class ServerState:
         return [spec for _, _, spec in ranked]
 
     def find_spec(self, name: str) -> ModelSpec | None:
-        """The downloaded model ``name`` designates best, if any."""
+        """The downloaded model ``name`` designates best, if any: a model of the catalog, else
+        a downloaded variant (by variant key, path or indexed identifier)."""
         found = self.find_specs(name)
-        return found[0] if found else None
+        if found:
+            return found[0]
+        exact = self.variants.get(name)
+        if exact is not None:
+            return exact
+        return next((v for v in self.variants.values() if spec_rank(v, name) is not None), None)
 
     def spec_for_load(self, name: str, domain: ModelType) -> ModelSpec:
         """The downloaded model a load of ``name`` on ``domain``'s namespace loads, or an error."""
@@ -97,6 +113,22 @@ class ServerState:
         self.instances = [
             i for i in self.instances if i.identifier in busy or not i.idle_expired(now)
         ]
+
+    def add_variant(self, base_key: str, variant: ModelSpec) -> None:
+        """Record a downloaded variant (``variant.model_key`` is its variant key) and list
+        ``base_key`` with all its variants. The first variant stays selected, as in LM Studio,
+        where a further download does not change which one a load of the key uses."""
+        self.variants[variant.model_key] = variant
+        current = self.catalog.get(base_key)
+        keys = [*(current.variants if current is not None else ()), variant.model_key]
+        keys = list(dict.fromkeys(keys))
+        selected = current.selected_variant if current is not None else None
+        if selected not in self.variants:
+            selected = variant.model_key
+        chosen = self.variants[selected]
+        self.catalog[base_key] = dataclasses.replace(
+            chosen, model_key=base_key, variants=tuple(keys), selected_variant=selected
+        )
 
     def loaded(self, domain: ModelType | None = None) -> list[Instance]:
         self.unload_idle()

@@ -16,7 +16,7 @@ import anyio
 from . import _envelope as env
 from . import _failures as failures
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
-from ._envelope import InvalidParameter
+from ._envelope import InvalidParameter, SimulatorError
 
 __all__ = ["file_type", "files_namespace", "system_namespace"]
 
@@ -49,10 +49,15 @@ async def _list_downloaded(conn: Connection, param: Any) -> Any:
 
 async def _list_variants(conn: Connection, param: Any) -> Any:
     param = env.require_object(param, "parameter")
-    specs = conn.state.find_specs(env.require_str(param, "modelKey"))
-    if not specs:
+    spec = conn.state.find_spec(env.require_str(param, "modelKey"))
+    if spec is None:
         raise failures.path_not_found(param["modelKey"], list(conn.state.catalog))
-    return [specs[0].info()]
+    if not spec.variants:
+        # LM Studio throws for a model downloaded in one form only (the 2.0 SDK documents it).
+        raise SimulatorError(
+            env.serialized_error(f'Model "{param["modelKey"]}" does not have any variants')
+        )
+    return [conn.state.variants[key].info() for key in spec.variants]
 
 
 async def _version(conn: Connection, param: Any) -> Any:
@@ -121,7 +126,7 @@ async def _upload_file(conn: Connection, param: Any) -> Any:
     kind = file_type(name)
     # Files belong to the client identity (shared by all its sockets), as in LM Studio.
     files = conn.state.files.setdefault(conn.client_identifier, {})
-    identifier = f"{len(files) + 1}-{name}"
+    identifier = f"{next(conn.state.file_serial)}-{name}"
     files[identifier] = {"name": name, "sizeBytes": size, "fileType": kind}
     return {"identifier": identifier, "fileType": kind, "sizeBytes": size}
 

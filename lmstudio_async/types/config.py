@@ -206,6 +206,11 @@ class PredictionConfig(msgspec.Struct, kw_only=True, omit_defaults=True, repr_om
     (``max_tokens=False`` means no limit). ``raw`` is a whole KV config applied *under* the
     typed options. Build from a dict (snake_case or TypeScript camelCase keys) with
     :meth:`from_value`.
+
+    ``log_probs`` (0 to 100) asks LM Studio for each generated token's log-probability and that
+    many top candidates. They arrive only on streamed fragments (``fragment.tokens``), as in the
+    TypeScript SDK: iterate the prediction or pass ``on_prediction_fragment``; the awaited
+    :class:`PredictionResult` carries no tokens.
     """
 
     max_tokens: int | Literal[False] | None = None

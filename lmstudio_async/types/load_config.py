@@ -219,8 +219,10 @@ class LLMLoadConfig(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_
 
     ``auto_fit``: LM Studio chooses context length and GPU offload to fit the machine. Setting
     ``context_length``, ``gpu`` placement (``ratio``, ``main_gpu``, ``split_strategy``) or
-    ``gpu_strict_vram_cap`` switches it off for this load, as the TypeScript SDK 2.0 does;
-    ``auto_fit=True`` together with one of those is an error. ``max_parallel_predictions`` is
+    ``gpu_strict_vram_cap`` (typed, or the same keys through ``raw``) switches it off for this
+    load, as the TypeScript SDK 2.0 does; ``auto_fit=True`` together with one of those raises
+    :class:`LMStudioConfigError`, at construction and again when the config is sent (so an
+    attribute assigned later obeys the same rule). ``max_parallel_predictions`` is
     how many predictions the instance serves at once.
     """
 
@@ -245,27 +247,36 @@ class LLMLoadConfig(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_
 
     def __post_init__(self) -> None:
         _LLM_TABLE.validate_all(self)
-        if self.auto_fit is True and self._has_manual_fit_setting():
-            raise LMStudioConfigError(
-                "auto_fit=True cannot be combined with manual context, placement or memory "
-                f"settings ({_MANUAL_FIT_OPTIONS}); drop auto_fit to use your settings, or drop "
-                "them to let LM Studio fit the model."
-            )
+        self._auto_fit_switched_off()
 
-    def _has_manual_fit_setting(self) -> bool:
-        gpu = self.gpu
-        return (
-            self.context_length is not None
-            or self.gpu_strict_vram_cap is not None
-            or (
-                gpu is not None
-                and (
-                    gpu.ratio is not None
-                    or gpu.main_gpu is not None
-                    or gpu.split_strategy is not None
-                )
+    def _auto_fit_switched_off(self) -> bool:
+        """Whether to send ``autoFit: false`` for every engine: a manual context, placement or
+        memory setting is made (typed or through ``raw``) and neither ``auto_fit`` nor ``raw``
+        says what automatic fitting should do.
+
+        Raises :class:`LMStudioConfigError` for ``auto_fit=True`` with such a setting. Decided
+        from the current attributes, so a setting assigned after construction counts too.
+        """
+        raw_attrs = {} if self.raw is None else _LLM_TABLE.attrs_from_kv(self._raw_config())
+        auto_fit = self.auto_fit if self.auto_fit is not None else raw_attrs.get("auto_fit")
+        manual = _is_manual_fit(self.context_length, self.gpu, self.gpu_strict_vram_cap) or (
+            _is_manual_fit(
+                raw_attrs.get("context_length"),
+                raw_attrs.get("gpu"),
+                raw_attrs.get("gpu_strict_vram_cap"),
             )
         )
+        if auto_fit is True and manual:
+            raise LMStudioConfigError(
+                "auto_fit=True cannot be combined with manual context, placement or memory "
+                f"settings ({_MANUAL_FIT_OPTIONS}, also when set through raw); drop auto_fit to "
+                "use your settings, or drop them to let LM Studio fit the model."
+            )
+        return manual and auto_fit is None
+
+    def _raw_config(self) -> KVConfig:
+        raw = self.raw
+        return raw if isinstance(raw, KVConfig) else m.to_kvconfig(_LLM_TABLE.what, raw)
 
     @classmethod
     def from_value(cls, value: LLMLoadConfig | Mapping[str, Any] | None) -> LLMLoadConfig:
@@ -281,19 +292,41 @@ class LLMLoadConfig(msgspec.Struct, kw_only=True, omit_defaults=True, repr_omit_
         """
         attrs = _LLM_TABLE.attrs_from_kv(config)
         config_obj = cls(**{k: v for k, v in attrs.items() if k != "auto_fit"})
-        if "auto_fit" in attrs and not (attrs["auto_fit"] and config_obj._has_manual_fit_setting()):
+        manual = _is_manual_fit(
+            config_obj.context_length, config_obj.gpu, config_obj.gpu_strict_vram_cap
+        )
+        if "auto_fit" in attrs and not (attrs["auto_fit"] and manual):
             config_obj.auto_fit = attrs["auto_fit"]
         return config_obj
 
     def to_kv_fields(self) -> list[KVField]:
         """Translate to KV fields (``raw`` first, typed options override the same keys).
 
-        A manual context, placement or memory setting adds ``autoFit: false`` for every engine
-        unless ``auto_fit`` says otherwise.
+        Checked again here, so attributes assigned after construction obey the same rules:
+        a manual context, placement or memory setting (typed or in ``raw``) sends
+        ``autoFit: false`` for every engine unless ``auto_fit`` says otherwise, and
+        ``auto_fit=True`` with one raises :class:`LMStudioConfigError`.
         """
-        if self.auto_fit is None and self._has_manual_fit_setting():
+        _LLM_TABLE.validate_all(self)
+        if self._auto_fit_switched_off():
             return _LLM_TABLE.to_kv(msgspec.structs.replace(self, auto_fit=False))
         return _LLM_TABLE.to_kv(self)
+
+
+def _is_manual_fit(
+    context_length: object, gpu: GPUSetting | None, gpu_strict_vram_cap: object
+) -> bool:
+    """Whether these settings ask for an exact setup, which switches automatic fitting off."""
+    return (
+        context_length is not None
+        or gpu_strict_vram_cap is not None
+        or (
+            gpu is not None
+            and (
+                gpu.ratio is not None or gpu.main_gpu is not None or gpu.split_strategy is not None
+            )
+        )
+    )
 
 
 class EmbeddingLoadConfig(

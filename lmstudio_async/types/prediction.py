@@ -156,6 +156,10 @@ class PredictionResult(msgspec.Struct, Generic[ParsedT], kw_only=True):
     ``non_reasoning_content`` split it, leaving out structural fragments. ``load_config`` and
     ``prediction_config`` are the server's effective settings in typed form; the ``raw_*``
     fields keep every key the server sent.
+
+    Per-token data (``config={"log_probs": N}``) is not kept here, as in the TypeScript SDK:
+    it is on each streamed :class:`PredictionFragment`'s ``tokens``, so collect it while
+    iterating the prediction or in ``on_prediction_fragment``.
     """
 
     content: str

@@ -388,6 +388,36 @@ async def test_bad_act_arguments(simulator: Simulator) -> None:
     assert len(simulator.predictions) == 1
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "on_message",
+        "on_round_start",
+        "on_round_end",
+        "on_prediction_fragment",
+        "on_prediction_completed",
+        "on_tool_call_result",
+        "guard_tool_call",
+        "handle_invalid_tool_request",
+    ],
+)
+async def test_a_callback_that_is_not_callable_is_refused_before_sending(
+    simulator: Simulator, name: str
+) -> None:
+    # Scripted so that every callback's event would happen: a tool call, then an answer.
+    simulator.script(
+        MODEL,
+        ScriptedReply(tool_calls=[ScriptedToolCall(name="add", arguments={"a": 1, "b": 2})]),
+        ScriptedReply(content="3"),
+    )
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        not_callable: dict[str, Any] = {name: 5}
+        with pytest.raises(lms.LMStudioUsageError, match=f"act\\(\\): {name} must be a function"):
+            await model.act("Add 1 and 2", [add], **not_callable)
+    assert simulator.predictions == []
+
+
 async def test_tool_results_carry_the_tool_name_and_reach_on_tool_call_result(
     simulator: Simulator,
 ) -> None:

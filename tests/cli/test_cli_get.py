@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 
 import anyio
@@ -19,8 +20,32 @@ def test_get_downloads_the_recommended_option_and_prints_the_model_key() -> None
     assert done.stdout == "qwen/qwen3-8b\n"
     lines = done.stderr.splitlines()
     assert lines[0] == "Downloading qwen/qwen3-8b Q4_K_M (5.0 GB)"
-    assert lines[-2].endswith("100%")
+    # Bytes so far / in all and the current speed, as `lms get` shows them.
+    assert re.search(r"100%  5\.0 GB / 5\.0 GB  [\d.]+ [KMG]?B/s$", lines[-2]), lines[-2]
+    assert re.search(r" 10%  502\.8 MB / 5\.0 GB  [\d.]+ [KMG]?B/s$", lines[1]), lines[1]
     assert lines[-1] == "Finalizing download..."
+
+
+async def test_get_of_a_downloaded_model_says_so_unless_forced() -> None:
+    async with Simulator() as sim:
+        get = [*CLI, "get", "--host", f"{sim.host}:{sim.port}", "qwen3"]
+        first = await anyio.run_process(get, env=cli_env(), check=False)
+        assert first.returncode == 0, first.stderr
+        again = await anyio.run_process(get, env=cli_env(), check=False)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.decode() == "qwen/qwen3-8b\n"
+        assert again.stderr.decode() == (
+            "qwen/qwen3-8b Q4_K_M is already downloaded (--force downloads it again).\n"
+        )
+        assert len(sim.hub.downloads) == 1
+        # Another quantization of it is a new file, and --force downloads a present one again.
+        q8 = await anyio.run_process([*get, "--quantization", "Q8_0"], env=cli_env(), check=False)
+        assert q8.returncode == 0, q8.stderr
+        assert len(sim.hub.downloads) == 2
+        forced = await anyio.run_process([*get, "--force"], env=cli_env(), check=False)
+        assert forced.returncode == 0, forced.stderr
+        assert b"Downloading qwen/qwen3-8b Q4_K_M" in forced.stderr
+        assert len(sim.hub.downloads) == 3
 
 
 async def test_get_a_chosen_quantization_then_load_it() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import anyio
 import pytest
 
 import lmstudio_async as lms
-from lmstudio_async.testing import Simulator
+from lmstudio_async.testing import Faults, Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -148,7 +150,12 @@ async def test_an_image_is_sent_again_after_a_reconnect(
     chat = lms.Chat.empty()
     chat.add_user_message("Still there?", images=[second])
     assert (await model.respond(chat)).content.startswith("I see 1 image")
-    assert first.identifier  # the old handle names a file the server no longer has
+    # LM Studio gives the new upload a fresh identifier: the old handle names a deleted file.
+    assert second.identifier != first.identifier
+    stale = lms.Chat.empty()
+    stale.add_user_message("And this one?", images=[first])
+    with pytest.raises(lms.LMStudioServerError, match="not found"):
+        await model.respond(stale)
 
 
 async def test_a_ten_megabyte_image_works(client: lms.LMStudioClient) -> None:
@@ -210,3 +217,78 @@ async def test_a_handle_from_another_client_is_unknown_to_the_server(
             chat.add_user_message("Whose file?", images=[handle])
             with pytest.raises(lms.LMStudioServerError, match="not found"):
                 await model.respond(chat)
+
+
+async def test_a_second_caller_keeps_its_own_timeout_while_another_uploads(
+    simulator: Simulator, client: lms.LMStudioClient
+) -> None:
+    await client.system.info()  # connected before the slow uploads start
+    simulator.faults = Faults(rpc_delay=30.0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.files.prepare_image, tiny_png(9))
+        await simulator.wait_for(lambda: len(uploads(simulator)) == 1, timeout=20)
+        # The first upload holds the content's lock for 30 s; this caller allowed 2 s.
+        timed_out = pytest.raises(lms.LMStudioTimeoutError, match="within 2 s")
+        with anyio.fail_after(20), timed_out:
+            await client.files.prepare_image(tiny_png(9), timeout=2)
+        tg.cancel_scope.cancel()
+    assert client.files._locks == {}
+
+
+async def test_without_timeout_the_wait_for_another_upload_is_bounded_by_timeouts_rpc(
+    simulator: Simulator,
+) -> None:
+    timeouts = lms.Timeouts(rpc=2.0)
+    async with lms.LMStudioClient(simulator.base_url, timeouts=timeouts) as client:
+        await client.system.info()
+        simulator.faults = Faults(rpc_delay=30.0)
+        async with anyio.create_task_group() as tg:
+            # The first caller allowed its upload a minute; the second gave no timeout=.
+            tg.start_soon(functools.partial(client.files.prepare_image, tiny_png(10), timeout=60))
+            await simulator.wait_for(lambda: len(uploads(simulator)) == 1, timeout=20)
+            timed_out = pytest.raises(lms.LMStudioTimeoutError, match=r"Timeouts\.rpc")
+            with anyio.fail_after(20), timed_out:
+                await client.files.prepare_image(tiny_png(10))
+            tg.cancel_scope.cancel()
+        assert client.files._locks == {}
+
+
+async def test_the_upload_lock_table_does_not_grow(client: lms.LMStudioClient) -> None:
+    for seed in range(5):
+        await client.files.prepare_image(tiny_png(seed))
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await client.files.prepare_image(tiny_png(seed + 100))
+    assert client.files._locks == {}
+
+
+async def test_an_oversized_file_is_refused_without_reading_it(
+    simulator: Simulator, client: lms.LMStudioClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "huge.png"
+    with path.open("wb") as file:
+        file.write(tiny_png())
+        file.truncate(200 * 1024 * 1024)  # sparse: no disk space used
+    tracemalloc.start()
+    try:
+        with pytest.raises(lms.LMStudioUsageError, match=r"huge\.png is 209,715,200 bytes, more"):
+            await client.files.prepare_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024  # the file was refused by its size, not read whole
+    too_big = pytest.raises(lms.LMStudioUsageError, match="is more than the 67,108,864 bytes")
+    with path.open("rb") as file, too_big:
+        await client.files.prepare_image(file)
+    assert uploads(simulator) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd.png", "dir/x.png", "dir\\x.png", "..", " ", "a\nb.png"]
+)
+async def test_a_name_must_be_a_plain_file_name(
+    simulator: Simulator, client: lms.LMStudioClient, name: str
+) -> None:
+    with pytest.raises(lms.LMStudioUsageError, match="plain file name"):
+        await client.files.prepare_image(tiny_png(), name=name)
+    assert uploads(simulator) == []

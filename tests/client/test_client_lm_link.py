@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import lmstudio_async as lms
-from lmstudio_async.testing import LinkedDevice, Simulator
+from lmstudio_async.testing import LinkedDevice, ModelSpec, Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -48,6 +48,9 @@ async def test_models_load_run_and_unload_per_device(
         await client.llm.unload("remote-qwen", device_identifier=LOCAL)
     await client.llm.unload("remote-qwen", device_identifier=PEER)
     await on_peer.unload()  # a handle unloads on its own device
+    # Without a device, LM Studio looks on every device: the peer's instance goes.
+    await client.llm.load(MODEL, identifier="peer-only", device_identifier=PEER)
+    await client.llm.unload("peer-only")
     assert simulator.loaded_identifiers() == [MODEL, "text-embedding-nomic-embed-text-v1.5"]
 
 
@@ -82,15 +85,34 @@ async def test_unknown_and_disconnected_devices_are_lm_studio_errors(simulator: 
             await client.llm.load(MODEL, device_identifier="")
 
 
-async def test_estimates_can_target_a_device(
-    simulator: Simulator, client: lms.LMStudioClient
-) -> None:
-    estimate = await client.llm.estimate_resources_usage(MODEL, device_identifier=PEER)
-    assert estimate.passes_guardrails
-    sent = [
-        f for f in simulator.frames_received("llm") if f.get("endpoint") == "estimateModelUsage"
-    ]
+async def test_estimates_are_for_the_device_asked_for() -> None:
+    # 32 GiB of weights: too big for this machine (16 GiB), fits the GPU box (64 GiB).
+    big = ModelSpec(model_key="big-70b", size_bytes=32 * 1024**3)
+    config = {"context_length": 8192}
+    async with (
+        Simulator(catalog=[big], loaded=[], record_frames=True) as sim,
+        lms.LMStudioClient(sim.base_url) as client,
+    ):
+        here = await client.llm.estimate_resources_usage("big-70b", config=config)
+        there = await client.llm.estimate_resources_usage(
+            "big-70b", config=config, device_identifier=PEER
+        )
+        sent = [f for f in sim.frames_received("llm") if f.get("endpoint") == "estimateModelUsage"]
+    assert (here.passes_guardrails, there.passes_guardrails) == (False, True)
+    assert here.memory == there.memory  # the same load; only the machine differs
     assert sent[-1]["parameter"]["deviceIdentifier"] == PEER
+
+
+async def test_an_estimate_for_an_unknown_or_unreachable_device_fails_like_a_load(
+    client: lms.LMStudioClient,
+) -> None:
+    with pytest.raises(lms.LMStudioServerError, match='No LM Link device "nope"'):
+        await client.llm.estimate_resources_usage(MODEL, device_identifier="nope")
+    with pytest.raises(lms.LMStudioServerError, match='No LM Link device "nope"'):
+        await client.llm.model(MODEL, device_identifier="nope")
+    await client.repository.lm_link.set_disabled(True)
+    with pytest.raises(lms.LMStudioServerError, match="is not connected"):
+        await client.llm.estimate_resources_usage(MODEL, device_identifier=PEER)
 
 
 async def test_without_a_device_loads_go_to_the_preferred_one(
@@ -115,6 +137,11 @@ async def test_lm_link_settings_change_what_status_reports(client: lms.LMStudioC
     await client.repository.lm_link.set_disabled(True)
     off = await client.repository.lm_link.status()
     assert (off.status, off.issues) == ("offline", ["deviceDisabled"])
+    # With LM Link off no peer is reachable, and the listing says so.
+    assert [(d.device_identifier, d.connected) for d in off.devices] == [
+        (LOCAL, False),
+        (PEER, False),
+    ]
     with pytest.raises(lms.LMStudioServerError, match="is not connected"):
         await client.llm.load(MODEL, device_identifier=PEER)
     await client.repository.lm_link.set_disabled(False)

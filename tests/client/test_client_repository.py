@@ -47,6 +47,28 @@ async def test_search_download_and_load_a_model(
     assert simulator.hub.downloads[-1].status == "finished"
 
 
+async def test_two_downloaded_quantizations_are_variants_of_one_model(
+    client: lms.LMStudioClient,
+) -> None:
+    (entry,) = await client.repository.search_models("qwen3")
+    q4, q8 = await entry.get_download_options()
+    assert await q4.download() == await q8.download() == "qwen/qwen3-8b"
+
+    (listed,) = [m for m in await client.list_downloaded_models() if "qwen3-8b" in m.model_key]
+    assert listed.model_key == "qwen/qwen3-8b"
+    assert listed.variants == ["qwen/qwen3-8b@q4_k_m", "qwen/qwen3-8b@q8_0"]
+    assert listed.selected_variant == "qwen/qwen3-8b@q4_k_m"  # the first download stays selected
+    variants = await client.system.list_downloaded_model_variants("qwen/qwen3-8b")
+    assert [(v.model_key, v.quantization, v.size_bytes) for v in variants] == [
+        ("qwen/qwen3-8b@q4_k_m", lms.types.Quantization(name="Q4_K_M", bits=4), 5_027_784_704),
+        ("qwen/qwen3-8b@q8_0", lms.types.Quantization(name="Q8_0", bits=8), 8_709_519_360),
+    ]
+    # The key loads the selected variant; a variant key loads that one.
+    assert (await client.llm.model("qwen/qwen3-8b")).info.size_bytes == 5_027_784_704
+    q8_model = await client.llm.model("qwen/qwen3-8b@q8_0")
+    assert q8_model.info.quantization == lms.types.Quantization(name="Q8_0", bits=8)
+
+
 async def test_search_limits_and_exact_matches(client: lms.LMStudioClient) -> None:
     everything = await client.repository.search_models("")
     assert len(everything) == 3

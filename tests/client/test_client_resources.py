@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import anyio
 import pytest
 
 import lmstudio_async as lms
@@ -61,6 +62,15 @@ async def test_a_model_too_big_for_the_machine_fails_the_guardrails() -> None:
         assert sim.loaded_identifiers() == []
 
 
+async def test_a_context_beyond_the_model_maximum_is_estimated_as_asked(
+    client: lms.LMStudioClient,
+) -> None:
+    # Ten million tokens of context need 610 GiB here: not clipped to the model's 32768.
+    huge = await client.llm.estimate_resources_usage(MODEL, config={"context_length": 10_000_000})
+    assert huge.memory.context_bytes == 10_000_000 * CONTEXT_BYTES_PER_TOKEN
+    assert huge.passes_guardrails is False
+
+
 async def test_estimates_for_unknown_and_wrong_kind_models_are_errors(
     client: lms.LMStudioClient,
 ) -> None:
@@ -88,6 +98,43 @@ async def test_processing_state_follows_a_running_prediction(
     assert state == lms.types.ModelProcessingState(status="generating", queued=1)
     await simulator.wait_for(lambda: simulator.predictions[-1].status != "running")
     assert (await model.get_processing_state()).status == "idle"
+
+
+async def test_processing_state_says_processing_prompt_before_the_first_token(
+    simulator: Simulator, model: lms.LLM
+) -> None:
+    # Thirty seconds of prompt processing: the check below happens well inside them.
+    simulator.script(MODEL, ScriptedReply(content="late", time_to_first_token=30.0))
+
+    async def respond() -> None:
+        await model.respond("Go")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(respond)
+        await simulator.wait_for(lambda: len(simulator.predictions) == 1, timeout=20)
+        state = await model.get_processing_state()
+        tg.cancel_scope.cancel()
+    assert state == lms.types.ModelProcessingState(status="processingPrompt", queued=1)
+
+
+async def test_processing_state_says_computing_embedding_while_embedding() -> None:
+    async with (
+        Simulator(embed_duration=30.0, record_frames=True) as sim,
+        lms.LMStudioClient(sim.base_url) as client,
+    ):
+        model = await client.embedding.model()
+        assert (await model.get_processing_state()).status == "idle"
+
+        def embedding() -> bool:
+            return any(f.get("endpoint") == "embedString" for f in sim.frames_received("embedding"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(model.embed, ["a", "b", "c"])
+            await sim.wait_for(embedding, timeout=20)
+            state = await model.get_processing_state()
+            tg.cancel_scope.cancel()
+    assert state.status == "computingEmbedding"
+    assert state.queued >= 1
 
 
 async def test_processing_state_of_an_unloaded_model_is_not_found(
@@ -133,7 +180,8 @@ async def test_load_with_manual_settings_switches_auto_fit_off(
 async def test_system_info_and_variants(simulator: Simulator, client: lms.LMStudioClient) -> None:
     info = await client.system.info()
     assert info == lms.ServiceInfo(pid=os.getpid(), is_daemon=False, version="0.3.30")
-    variants = await client.system.list_downloaded_model_variants(MODEL)
-    assert [v.model_key for v in variants] == [MODEL]
+    # A model downloaded in one form only has no variants (see the repository tests for some).
+    with pytest.raises(lms.LMStudioServerError, match="does not have any variants"):
+        await client.system.list_downloaded_model_variants(MODEL)
     with pytest.raises(lms.LMStudioModelNotFoundError):
         await client.system.list_downloaded_model_variants("no-such-model")

@@ -385,6 +385,29 @@ def test_auto_fit_true_with_a_manual_setting_is_refused(manual: dict[str, Any]) 
         LLMLoadConfig.from_value({"auto_fit": True, **manual})
 
 
+def test_a_manual_setting_assigned_after_construction_obeys_the_auto_fit_rule() -> None:
+    config = LLMLoadConfig(auto_fit=True)
+    config.context_length = 8192
+    with pytest.raises(LMStudioConfigError, match="auto_fit=True cannot be combined"):
+        config.to_kv_fields()
+    later = LLMLoadConfig()
+    later.context_length = 8192
+    assert later.to_kv_fields() == [*AUTO_FIT_OFF, KVField(key=L + "contextLength", value=8192)]
+
+
+def test_a_manual_setting_through_raw_switches_auto_fit_off_too() -> None:
+    raw = LLMLoadConfig(raw={L + "contextLength": 8192})
+    assert raw.to_kv_fields() == [KVField(key=L + "contextLength", value=8192), *AUTO_FIT_OFF]
+    with pytest.raises(LMStudioConfigError, match="also when set through raw"):
+        LLMLoadConfig(auto_fit=True, raw={LL + "acceleration.offloadRatio": 0.5})
+    # A raw autoFit is the user's own word on automatic fitting: it is sent as given.
+    own = LLMLoadConfig(raw={L + "contextLength": 8192, LL + "autoFit": False})
+    assert own.to_kv_fields() == [
+        KVField(key=L + "contextLength", value=8192),
+        KVField(key=LL + "autoFit", value=False),
+    ]
+
+
 def test_gpu_setting_maps_to_ratio_and_split_config() -> None:
     config = LLMLoadConfig.from_value(
         {"gpu": {"ratio": 0.5, "mainGpu": 1, "split_strategy": "favorMainGpu", "disabledGpus": [2]}}
