@@ -329,7 +329,12 @@ def _one_line(error: BaseException) -> str:
 def _check_models(
     models: ModelHandleLike | Sequence[ModelHandleLike], task: BatchTask | None
 ) -> tuple[list[_Lane], BatchTask]:
-    handles = [models] if isinstance(models, LLM | EmbeddingModel) else list(models)
+    if isinstance(models, LLM | EmbeddingModel):
+        handles: list[object] = [models]
+    elif isinstance(models, Sequence) and not isinstance(models, str):
+        handles = list(models)
+    else:
+        handles = [models]  # reported below as the wrong kind of handle
     if not handles:
         raise LMStudioUsageError("run_batch() needs at least one model handle.")
     for handle in handles:
@@ -349,7 +354,8 @@ def _check_models(
                 f"task={task!r} needs {wanted.__name__} handles; handle {position} is a "
                 f"{type(handle).__name__}."
             )
-    return [_Lane(position, handle) for position, handle in enumerate(handles)], task
+    lanes = [_Lane(position, handle) for position, handle in enumerate(handles)]  # type: ignore[arg-type]
+    return lanes, task
 
 
 def _check_positive_int(value: object, name: str, *, minimum: int) -> int:
