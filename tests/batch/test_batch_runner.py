@@ -167,7 +167,8 @@ async def test_an_input_that_raises_is_raised_after_the_running_items_finish(
 
         async def consume() -> None:
             async with run_batch(model, inputs()) as run:
-                seen.extend([outcome async for outcome in run])
+                async for outcome in run:
+                    seen.append(outcome)  # one by one: keep those seen before the error
 
         with pytest.raises(RuntimeError, match="went away"):
             await consume()
