@@ -11,6 +11,7 @@ import anyio
 
 from .._errors import LMStudioConnectionError, LMStudioError
 from .._version import __version__
+from ._batch import add_batch_command
 from ._chat import add_chat_command
 from ._connect import describe_connection_error
 from ._interrupts import EXIT_INTERRUPTED, Interrupts
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_chat_command(commands)
     add_model_commands(commands)
     add_simulate_command(commands)
+    add_batch_command(commands)
     return parser
 
 
