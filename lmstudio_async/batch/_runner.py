@@ -164,15 +164,22 @@ class BatchRun:
 
     async def _work(self, lane: _Lane) -> None:
         while True:
-            delay = lane.resume_at - time.monotonic()
-            if delay > 0:
-                await anyio.sleep(delay)
+            await self._cool_down(lane)
             item = await self._next_item(lane)
             if item is None:
                 return
             outcome = await self._attempt(lane, item)
             if outcome is not None:
                 await self._finish(outcome)
+
+    async def _cool_down(self, lane: _Lane) -> None:
+        """Wait out the lane's pause after a drop, but not past the end of the run."""
+        while (delay := lane.resume_at - time.monotonic()) > 0 and not self._all_done():
+            with anyio.move_on_after(delay):
+                await self._changed.wait()
+
+    def _all_done(self) -> bool:
+        return self._exhausted and not self._retry and self.progress.in_flight == 0
 
     def _wake(self) -> None:
         self._changed.set()
@@ -190,7 +197,7 @@ class BatchRun:
                 if pulled is not None:
                     return pulled
                 continue
-            if self.progress.in_flight == 0 and not self._retry:
+            if self._all_done():
                 return None
             await self._changed.wait()
 

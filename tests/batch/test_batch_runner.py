@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 import lmstudio_async as lms
-from lmstudio_async.batch import BatchOutcome, BatchRequest, run_batch
+from lmstudio_async.batch import DEFAULT_CONCURRENCY, BatchOutcome, BatchRequest, run_batch
 from lmstudio_async.testing import Faults, ScriptedReply, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -112,6 +112,21 @@ async def test_concurrency_bounds_each_handle_and_leaving_cancels_in_lm_studio(
         await simulator.wait_for(lambda: all(p.cancel_received for p in simulator.predictions))
         assert len(simulator.predictions) == 2
         await simulator.wait_for(lambda: simulator.open_channel_count() == 0)
+
+
+@pytest.mark.parametrize(("parallel", "expected"), [(3, 3), (None, DEFAULT_CONCURRENCY)])
+async def test_default_concurrency_is_what_the_model_is_loaded_to_run_in_parallel(
+    simulator: Simulator, parallel: int | None, expected: int
+) -> None:
+    simulator.script("batch-model", *[STALL] * 10)
+    config = {} if parallel is None else {"max_parallel_predictions": parallel}
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.load(MODEL, identifier="batch-model", config=config)
+        async with run_batch(model, [f"p{n}" for n in range(10)]) as run:
+            await simulator.wait_for(lambda: len(simulator.predictions) == expected)
+            assert run.progress.in_flight == expected
+        await simulator.wait_for(lambda: all(p.cancel_received for p in simulator.predictions))
+        assert len(simulator.predictions) == expected
 
 
 async def test_cancelling_the_awaiting_task_cancels_every_running_prediction(
