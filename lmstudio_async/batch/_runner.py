@@ -25,6 +25,7 @@ from collections.abc import (
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._errors import (
@@ -462,7 +463,8 @@ async def run_batch(
         for lane in lanes:
             lane.concurrency = concurrency
     if sink is not None:
-        sink.open()
+        # Resuming reads the whole file back: in a thread, so the loop's other work goes on.
+        await anyio.to_thread.run_sync(sink.open)
     try:
         run = BatchRun(
             lanes,
