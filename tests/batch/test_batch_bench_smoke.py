@@ -1,4 +1,4 @@
-"""``benchmarks/batch.py --quick`` runs end to end, so the batch benchmarks cannot rot."""
+"""``benchmarks/batch_runner.py --quick`` runs end to end, so the batch benchmarks cannot rot."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_batch_benchmark_writes_its_section(tmp_path: Path) -> None:
     output = tmp_path / "RESULTS.md"
     output.write_text("# Benchmark results\n\nearlier sections stay\n", encoding="utf-8")
-    command = [sys.executable, str(ROOT / "benchmarks" / "batch.py"), "--quick"]
+    command = [sys.executable, str(ROOT / "benchmarks" / "batch_runner.py"), "--quick"]
     for _ in range(2):  # the second run replaces the section instead of adding another
         proc = subprocess.run(
             [*command, "--output", str(output)],
