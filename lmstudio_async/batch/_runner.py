@@ -140,6 +140,10 @@ class BatchRun:
     async def __anext__(self) -> BatchOutcome:
         try:
             return await self._receive.receive()
+        except anyio.ClosedResourceError:
+            raise LMStudioUsageError(
+                "This batch run is over: iterate it inside its `async with run_batch(...)` block."
+            ) from None
         except anyio.EndOfStream:
             if self._input_error is not None:
                 error, self._input_error = self._input_error, None
@@ -156,11 +160,12 @@ class BatchRun:
     # -- scheduling -----------------------------------------------------------------------------
 
     async def _drive(self) -> None:
-        async with self._send:
-            async with anyio.create_task_group() as workers:
+        try:
+            async with self._send, anyio.create_task_group() as workers:
                 for lane in self._lanes:
                     for _ in range(lane.concurrency):
                         workers.start_soon(self._work, lane)
+        finally:
             self.progress.finished = time.monotonic()
 
     async def _work(self, lane: _Lane) -> None:

@@ -148,6 +148,16 @@ async def test_cancelling_the_awaiting_task_cancels_every_running_prediction(
         assert len(simulator.predictions) == 3
 
 
+async def test_iterating_a_finished_run_outside_its_block_says_so(simulator: Simulator) -> None:
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        async with run_batch(model, ["a"]) as run:
+            pass
+        with pytest.raises(lms.LMStudioUsageError, match="inside its `async with"):
+            await run.__anext__()
+    assert run.progress.finished is not None  # elapsed stops with the run
+
+
 async def test_invalid_arguments_are_usage_errors(simulator: Simulator) -> None:
     async with lms.LMStudioClient(simulator.base_url) as client:
         model = await client.llm.model(MODEL)
