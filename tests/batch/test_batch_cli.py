@@ -13,6 +13,8 @@ from typing import Any
 import anyio
 import pytest
 
+from lmstudio_async._cli._batch import render
+from lmstudio_async.batch import BatchProgress
 from lmstudio_async.testing import ScriptedReply, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -177,3 +179,11 @@ async def test_ctrl_c_cancels_running_predictions_and_says_how_to_resume(
         assert cancelled  # what was running was stopped in LM Studio, not left to finish
     assert "run again with --resume" in stderr
     assert len(read_records(out)) < 20
+
+
+def test_the_terminal_progress_bar_shows_done_failed_in_flight_and_rate() -> None:
+    progress = BatchProgress(total=10, skipped=2, done=3, failed=1, in_flight=4)
+    line = render(progress)
+    assert line.startswith("[###############...............] 5/10  1 failed  4 in flight  ")
+    assert line.endswith("/s")
+    assert render(BatchProgress(done=7)).startswith("7 done  0 in flight  ")  # no total: no bar
