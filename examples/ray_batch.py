@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
 
     ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
     try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        # Start work only once every host's actor is up: an actor that is still starting
+        # would otherwise find the batches already taken by the others and its host idle.
+        context.wait_for_min_actors_s = 600
         assigner = ray.remote(HostAssigner).remote(args.host)
         results = ray.data.read_json(args.input).map_batches(
             LMStudioPredictor,
@@ -110,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                 "concurrency": args.concurrency,
             },
             batch_size=args.batch_size,
-            compute=ray.data.ActorPoolStrategy(size=len(args.host)),  # one client per host
+            # One actor (one client) per host, given one batch at a time so that batches go
+            # to whichever host is free rather than queueing behind a busy one.
+            compute=ray.data.ActorPoolStrategy(
+                size=len(args.host), max_tasks_in_flight_per_actor=1
+            ),
             # The actors wait on sockets while LM Studio computes: a fraction of a CPU each
             # keeps them from starving Ray Data's own read and write tasks.
             num_cpus=0.25,
