@@ -31,6 +31,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack, contextmanager, suppress
@@ -310,22 +311,18 @@ def main() -> int:
     parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="results file"
     )
-    parser.add_argument("--workdir", type=Path, default=None, help="for the kill/resume files")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     if args.reps is not None:
         sizes = Sizes(**{**sizes.__dict__, "reps": args.reps})
-    workdir = args.workdir or args.output.parent
-    workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     overhead_rates = overhead(sizes)
     print(f"B1: {overhead_rates}", file=sys.stderr)
     host_rates = hosts(sizes)
     print(f"B2 one/four hosts items/s: {host_rates}", file=sys.stderr)
-    resume = kill_and_resume(sizes, workdir)
+    with tempfile.TemporaryDirectory(prefix="batch-bench-") as workdir:
+        resume = kill_and_resume(sizes, Path(workdir))
     print(f"B3: {resume}", file=sys.stderr)
-    for leftover in ("prompts.txt", "out.jsonl"):
-        (workdir / leftover).unlink(missing_ok=True)
     text = report(sizes, time.perf_counter() - started, overhead_rates, host_rates, resume)
     write_results(args.output, text)
     print(text)

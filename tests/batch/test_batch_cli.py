@@ -101,6 +101,25 @@ async def test_jsonl_input_with_messages_and_per_line_config(tmp_path: Path) -> 
     assert records[2]["input"] == {"input": "short one", "config": {"max_tokens": 5}}
 
 
+async def test_simulate_embeds_each_line_and_a_finished_output_is_not_overwritten(
+    tmp_path: Path,
+) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("alpha\nbeta\n", encoding="utf-8")
+    out = tmp_path / "vectors.jsonl"
+    done = await run_cli(str(texts), "-o", str(out), "--simulate", "--task", "embed")
+    assert done.returncode == 0, done.stderr
+    records = sorted(read_records(out), key=lambda r: r["index"])
+    assert [r["input"] for r in records] == ["alpha", "beta"]
+    assert all(r["embedding"] and isinstance(r["embedding"][0], float) for r in records)
+    before = out.read_bytes()
+    again = await run_cli(str(texts), "-o", str(out), "--simulate", "--task", "embed")
+    assert again.returncode == 1
+    assert "already holds results" in again.stderr.decode()
+    assert "--resume" in again.stderr.decode()
+    assert out.read_bytes() == before
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
