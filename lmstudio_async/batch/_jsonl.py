@@ -27,9 +27,10 @@ class JsonlOutput:
     item finishes, so a killed process loses at most the items that were still running; no
     Python-side buffer holds finished results.
 
-    Opening (``open()``, or ``with JsonlOutput(...)``) with ``resume=False`` creates the file and
-    refuses one that already holds results (:class:`LMStudioUsageError`: pass ``resume=True``
-    or choose another path), so a finished run is never overwritten by accident. With
+    Opening (``open()``, or ``with JsonlOutput(...)``) with ``resume=False`` creates the file
+    and refuses one that already holds results (:class:`LMStudioUsageError`: pass
+    ``resume=True`` or choose another path), so a finished run is never overwritten by
+    accident; a path that cannot be opened raises :class:`LMStudioUsageError` too. With
     ``resume=True`` the existing lines are read back: :attr:`written` maps each index found to
     its record's ``"input"`` (``None`` if it has none), and a last line cut short by a kill (no
     final newline, or not valid JSON) is dropped from the file and logged. Any other unreadable
@@ -56,16 +57,22 @@ class JsonlOutput:
         """Create or (with ``resume``) reopen the file; see the class docstring for errors."""
         if self._file is not None:
             return
-        if self.resume and self.path.exists():
-            self._recover()
-        elif self.path.exists() and self.path.stat().st_size > 0:
+        try:
+            if self.resume and self.path.exists():
+                self._recover()
+            elif self.path.exists() and self.path.stat().st_size > 0:
+                raise LMStudioUsageError(
+                    f"{self.path} already holds results. Resume that run (resume=True, "
+                    "or --resume on the command line) or write to another file."
+                )
+            # Unbuffered: every record is one os.write, so what a kill leaves behind is at
+            # worst one torn last line, never a half-flushed buffer of several records.
+            self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed by close())
+        except OSError as exc:
             raise LMStudioUsageError(
-                f"{self.path} already holds results. Resume that run (resume=True, "
-                "or --resume on the command line) or write to another file."
-            )
-        # Unbuffered: every record is one os.write, so what a kill leaves behind is at worst
-        # one torn last line, never a half-flushed buffer of several records.
-        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed by close())
+                f"Cannot use {self.path} as the batch output: {exc.strerror or exc}. "
+                "Check that its folder exists and is writable."
+            ) from exc
 
     def _recover(self) -> None:
         data = self.path.read_bytes()

@@ -125,3 +125,8 @@ async def test_resuming_with_different_input_is_refused(
             await resume_with_other_input()
     assert simulator.predictions == []
     assert len(read_lines(out)) == 1
+
+
+def test_an_output_in_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(lms.LMStudioUsageError, match="Check that its folder exists"):
+        JsonlOutput(tmp_path / "no-such-folder" / "out.jsonl").open()
