@@ -242,6 +242,29 @@ async def test_a_dropped_host_fails_its_items_over_to_the_other_host() -> None:
     assert run.progress.retries >= 2
 
 
+async def test_with_one_handle_a_dropped_item_is_retried_once_it_reconnects(
+    simulator: Simulator,
+) -> None:
+    simulator.script(MODEL, STALL)  # the first prediction hangs until the socket drops
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        results: list[BatchOutcome] = []
+        async with run_batch(model, ["again"]) as run, anyio.create_task_group() as group:
+
+            async def consume() -> None:
+                results.extend(await collect(run))
+
+            group.start_soon(consume)
+            await simulator.wait_for(lambda: len(simulator.predictions) == 1)
+            await simulator.drop_connections()  # LM Studio restarted: same host, new socket
+    (outcome,) = results
+    assert outcome.ok
+    assert outcome.result.content == "You said: again"
+    assert outcome.attempts == 2
+    assert outcome.retried[0].startswith("handle 0: ")
+    assert [p.status for p in simulator.predictions] == ["disconnected", "finished"]
+
+
 async def test_retries_are_bounded_and_the_connection_error_is_kept() -> None:
     sim = Simulator()
     await sim.start()
