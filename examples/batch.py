@@ -1,12 +1,15 @@
-"""Run many prompts with bounded concurrency, a progress bar, and JSON Lines output.
+"""Run many prompts with the batch runner: bounded concurrency, progress, resumable JSON Lines.
 
     uv run python examples/batch.py --simulate --count 1000 --concurrency 8 --output results.jsonl
     uv run python examples/batch.py --simulate --prompts prompts.txt     # one prompt per line
+    uv run python examples/batch.py --simulate --output results.jsonl --resume   # after a crash
 
-At most ``--concurrency`` predictions run at once (an ``anyio.CapacityLimiter``), so a big batch
-queues on this side instead of flooding LM Studio. Each result is one JSON line (written as
-results arrive, so lines are in completion order; ``index`` is the prompt's position). A failed
-prompt becomes a line with ``"error"`` instead of stopping the batch.
+``lmstudio_async.batch.run_batch`` keeps at most ``--concurrency`` predictions in flight, hands
+each outcome over as it completes, and writes one JSON line per finished prompt (completion
+order; ``index`` is the prompt's position). A failed prompt becomes a line with ``"error"``
+instead of stopping the batch. With ``--resume`` a killed run carries on where it stopped: the
+prompts already in the file are skipped. Several LM Studio hosts: pass one model handle per host
+to ``run_batch`` (or use ``lmstudio-async batch --host A --host B``).
 """
 
 from __future__ import annotations
@@ -15,45 +18,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import anyio
 from _common import connect, parser
 
-import lmstudio_async as lms
-
-
-class Progress:
-    """``[##########..........]  512/1000  24.1/s`` on stderr, redrawn in place."""
-
-    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
-        self.total = total
-        self.done = 0
-        self.failed = 0
-        self._stream = stream
-        self._started = time.monotonic()
-        self._last_draw = 0.0
-
-    def advance(self, *, failed: bool) -> None:
-        self.done += 1
-        self.failed += failed
-        now = time.monotonic()
-        if self.done == self.total or now - self._last_draw >= 0.1:
-            self._last_draw = now
-            self.draw()
-
-    def draw(self) -> None:
-        width = 30
-        filled = width * self.done // max(self.total, 1)
-        rate = self.done / max(time.monotonic() - self._started, 1e-9)
-        failed = f"  {self.failed} failed" if self.failed else ""
-        self._stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done:>{len(str(self.total))}}"
-            f"/{self.total}  {rate:.1f}/s{failed}"
-        )
-        if self.done == self.total:
-            self._stream.write("\n")
-        self._stream.flush()
+from lmstudio_async.batch import BatchProgress, run_batch
 
 
 def load_prompts(path: str | None, count: int) -> list[str]:
@@ -63,50 +33,49 @@ def load_prompts(path: str | None, count: int) -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
-async def run_batch(
-    client: lms.LMStudioClient,
-    model_key: str,
-    prompts: list[str],
-    concurrency: int,
-    max_tokens: int,
-    out: TextIO,
-) -> Progress:
-    model = await client.llm.model(model_key)
-    limiter = anyio.CapacityLimiter(concurrency)
-    progress = Progress(len(prompts))
-    progress.draw()
-
-    async def one(index: int, prompt: str) -> None:
-        record: dict[str, Any] = {"index": index, "prompt": prompt}
-        async with limiter:
-            try:
-                result = await model.respond(prompt, config={"max_tokens": max_tokens})
-            except lms.LMStudioServerError as exc:
-                record["error"] = str(exc)
-            else:
-                record["content"] = result.content
-                record["stop_reason"] = result.stats.stop_reason
-                record["predicted_tokens"] = result.stats.predicted_tokens_count
-        out.write(json.dumps(record) + "\n")
-        progress.advance(failed="error" in record)
-
-    # One task per prompt is cheap; the limiter, not the task count, bounds the load on LM Studio.
-    async with anyio.create_task_group() as tg:
-        for index, prompt in enumerate(prompts):
-            tg.start_soon(one, index, prompt)
-    return progress
+def draw(progress: BatchProgress) -> None:
+    """``[##########..........]  512/1000  24.1/s`` on stderr, redrawn in place."""
+    total = progress.total or 1
+    finished = progress.skipped + progress.done
+    filled = 30 * finished // total
+    failed = f"  {progress.failed} failed" if progress.failed else ""
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {finished:>{len(str(total))}}/{total}"
+        f"  {progress.rate:.1f}/s{failed}"
+    )
+    if finished == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
 
 
-async def main(args: Any, out: TextIO) -> int:
+async def main(args: Any) -> int:
     prompts = load_prompts(args.prompts, args.count)
     if not prompts:
         print("batch.py: no prompts to run", file=sys.stderr)
         return 2
+    to_stdout = args.output == "-"
     async with connect(args.simulate) as client:
-        progress = await run_batch(
-            client, args.model, prompts, args.concurrency, args.max_tokens, out
-        )
-    print(f"{progress.done - progress.failed} ok, {progress.failed} failed", file=sys.stderr)
+        model = await client.llm.model(args.model)
+        async with run_batch(
+            model,
+            prompts,
+            concurrency=args.concurrency,
+            config={"max_tokens": args.max_tokens},
+            output=None if to_stdout else args.output,
+            resume=args.resume,
+        ) as run:
+            last_draw = 0.0
+            draw(run.progress)
+            async for outcome in run:
+                if to_stdout:
+                    print(json.dumps(outcome.to_record()), flush=True)
+                # The bar is redrawn at most ten times a second: drawing is not free.
+                if time.monotonic() - last_draw >= 0.1 or run.progress.in_flight == 0:
+                    last_draw = time.monotonic()
+                    draw(run.progress)
+    progress = run.progress
+    skipped = f", {progress.skipped} already done" if progress.skipped else ""
+    print(f"{progress.succeeded} ok, {progress.failed} failed{skipped}", file=sys.stderr)
     return 1 if progress.failed else 0
 
 
@@ -118,10 +87,10 @@ if __name__ == "__main__":
     arguments.add_argument("--max-tokens", type=int, default=200, help="per prediction")
     arguments.add_argument("--model", default="qwen2.5-7b-instruct", help="model key")
     arguments.add_argument("--output", default="-", help="JSON Lines file ('-': stdout)")
+    arguments.add_argument("--resume", action="store_true", help="continue --output's run")
     args = arguments.parse_args()
     if args.concurrency < 1:
         arguments.error("--concurrency must be at least 1")
-    if args.output == "-":
-        sys.exit(anyio.run(main, args, sys.stdout))
-    with open(args.output, "w", encoding="utf-8") as output:
-        sys.exit(anyio.run(main, args, output))
+    if args.resume and args.output == "-":
+        arguments.error("--resume needs --output FILE")
+    sys.exit(anyio.run(main, args))

@@ -19,6 +19,7 @@ import anyio
 
 from .._errors import LMStudioError
 from .._version import __version__
+from ._batch import add_batch_command
 from ._chat import add_chat_command
 from ._get import add_get_command
 from ._interrupts import EXIT_INTERRUPTED, Interrupts
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(commands)
     add_get_command(commands)
     add_simulate_command(commands)
+    add_batch_command(commands)
     return parser
 
 

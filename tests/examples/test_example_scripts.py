@@ -95,10 +95,24 @@ def test_batch_writes_one_json_line_per_prompt_with_a_progress_bar(tmp_path: Pat
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert sorted(r["index"] for r in records) == list(range(60))
     for record in records:
-        assert record["content"] == f"You said: {record['prompt']}"
+        assert record["content"] == f"You said: {record['input']}"
         assert record["stop_reason"] == "eosFound"
     assert "60/60" in done.stderr
     assert done.stderr.splitlines()[-1] == "60 ok, 0 failed"
+
+
+def test_batch_resumes_a_run_without_repeating_a_prompt(tmp_path: Path) -> None:
+    output = tmp_path / "results.jsonl"
+    output.write_text('{"index": 0, "input": "Give me fact number 1 about the moon."}\n')
+    done = run(
+        *example("batch.py", "--simulate", "--count", "5", "--resume"), "--output", str(output)
+    )
+
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(r["index"] for r in records) == list(range(5))
+    assert "content" not in records[0]  # the earlier run's line is kept, not redone
+    assert done.stderr.splitlines()[-1] == "4 ok, 0 failed, 1 already done"
 
 
 def test_batch_reads_prompts_from_a_file(tmp_path: Path) -> None:
