@@ -54,6 +54,7 @@ async def test_result_after_anext_in_a_finished_task(simulator: Simulator, model
     prediction = model.respond("go")
     iterator = aiter(prediction)
     with anyio.fail_after(10):
+
         async def step() -> lms.PredictionFragment:
             return await anext(iterator)
 
