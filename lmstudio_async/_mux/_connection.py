@@ -15,9 +15,11 @@ from anyio.abc import TaskStatus
 
 from .._errors import (
     LMStudioAuthenticationError,
+    LMStudioChannelError,
     LMStudioConnectionError,
     LMStudioProtocolError,
     LMStudioTimeoutError,
+    LMStudioUsageError,
     server_error_from_payload,
 )
 from .._protocol.auth import Credentials, decode_auth_reply
@@ -310,9 +312,11 @@ class Connection:
         """Register a channel, then queue its ``channelCreate`` (waiter before send, §2.4)."""
         self._check_alive()
         channel_id = next(self._ids)
+        # Encoded before it is registered: input that cannot be sent leaves nothing behind.
+        frame = _encode(encode_channel_create, endpoint, channel_id, parameter)
         channel = Channel(self, channel_id, endpoint)
         self._channels[channel_id] = channel
-        self.enqueue(encode_channel_create(endpoint, channel_id, parameter))
+        self.enqueue(frame)
         return channel
 
     async def open_prediction_channel(
@@ -344,10 +348,11 @@ class Connection:
         self._check_alive()
         assert self._loop is not None
         call_id = next(self._ids)
+        frame = _encode(encode_rpc_call, endpoint, call_id, parameter)
         future: asyncio.Future[msgspec.Raw] = self._loop.create_future()
         self._calls[call_id] = _PendingCall(endpoint, future)
         try:
-            self.enqueue(encode_rpc_call(endpoint, call_id, parameter))
+            self.enqueue(frame)
             rpc_timeout = self.timeouts.rpc
             if rpc_timeout is None or explicit_deadline_active():
                 return await future
@@ -400,7 +405,7 @@ class Connection:
                 channel._finish(None)
         elif type(envelope) is ChannelErrorIn:
             if envelope.channel_id in self._channels:
-                error = server_error_from_payload(envelope.error)
+                error = server_error_from_payload(envelope.error, default=LMStudioChannelError)
                 self._channels.pop(envelope.channel_id)._finish(error)
         elif type(envelope) is CommunicationWarningIn:
             self._on_warning(envelope)
@@ -445,6 +450,49 @@ class Connection:
                 if endpoint in (None, channel.endpoint) and channel.packets_received == 0:
                     del self._channels[channel_id]
                     channel._finish(rejected(channel.endpoint))
+
+
+def _encode(
+    encoder: Callable[[str, int, Any], bytes], endpoint: str, request_id: int, parameter: Any
+) -> bytes:
+    """Encode a request; text that is not valid Unicode becomes a usage error naming where."""
+    try:
+        return encoder(endpoint, request_id, parameter)
+    except UnicodeEncodeError as exc:
+        where = _unencodable_path(msgspec.to_builtins(parameter), "")
+        raise LMStudioUsageError(
+            f"Cannot send the request to '{endpoint}': the text at {where or 'its parameter'} "
+            f"is not valid Unicode ({exc.reason}: {exc.object[exc.start : exc.end]!r}). This "
+            "usually comes from bytes decoded with errors='surrogateescape', e.g. sys.argv or "
+            "os.listdir() on a non-UTF-8 system; decode them with the right encoding, or "
+            "clean the text with text.encode('utf-8', 'replace').decode('utf-8')."
+        ) from None
+    except (msgspec.EncodeError, TypeError) as exc:
+        raise LMStudioUsageError(
+            f"Cannot send the request to '{endpoint}': its parameter is not JSON-serializable "
+            f"({exc})."
+        ) from exc
+
+
+def _unencodable_path(value: Any, path: str) -> str | None:
+    """Where in a request the first string that is not valid UTF-8 sits (``a.b[2]``)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "the parameter"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unencodable_path(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unencodable_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _copy_error(error: LMStudioConnectionError) -> LMStudioConnectionError:
