@@ -185,13 +185,15 @@ async def test_unencodable_prediction_input_is_a_usage_error(
         """Doubles x."""
         return 2 * x
 
-    with pytest.raises(lms.LMStudioUsageError, match="not valid Unicode") as caught:
+    async def call() -> object:
         if method == "respond":
-            await model.respond(UNENCODABLE)
-        elif method == "complete":
-            await model.complete(UNENCODABLE)
-        else:
-            await model.act(UNENCODABLE, [tool])
+            return await model.respond(UNENCODABLE)
+        if method == "complete":
+            return await model.complete(UNENCODABLE)
+        return await model.act(UNENCODABLE, [tool])
+
+    with pytest.raises(lms.LMStudioUsageError, match="not valid Unicode") as caught:
+        await call()
     where = "at rawPrompt" if method == "complete" else "at history.messages[0].content[0].text"
     assert where in str(caught.value)
     assert not isinstance(caught.value, UnicodeError)
