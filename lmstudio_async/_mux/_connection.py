@@ -22,6 +22,7 @@ from .._errors import (
     LMStudioUsageError,
     server_error_from_payload,
 )
+from .._protocol._mending import Payload, decode_lenient
 from .._protocol.auth import Credentials, decode_auth_reply
 from .._protocol.envelope import (
     ChannelCloseIn,
@@ -54,6 +55,10 @@ _REJECTING_KINDS: Final = frozenset(
         "channelCreationParameterTypeError",
     }
 )
+_RESPONSE_TYPE_IN_FRAME: Final = re.compile(
+    r'"type"\s*:\s*"(?:channelSend|channelClose|channelError|rpcResult|rpcError)"'
+)
+_ID_IN_FRAME: Final = re.compile(r'"(channelId|callId)"\s*:\s*(\d{1,15})')
 _ENDPOINT_IN_WARNING: Final = re.compile(r"endpoint(?:Name)?\s*[=:]\s*\"?([A-Za-z0-9_]+)")
 
 
@@ -76,7 +81,7 @@ TransportFactory = Callable[[str], Awaitable[Transport]]
 class _PendingCall:
     __slots__ = ("endpoint", "future")
 
-    def __init__(self, endpoint: str, future: asyncio.Future[msgspec.Raw]) -> None:
+    def __init__(self, endpoint: str, future: asyncio.Future[Payload]) -> None:
         self.endpoint = endpoint
         self.future = future
 
@@ -340,7 +345,7 @@ class Connection:
         channel._slot_release = lambda: limiter.release_on_behalf_of(borrower)
         return channel
 
-    async def call(self, endpoint: str, parameter: Any = msgspec.UNSET) -> msgspec.Raw:
+    async def call(self, endpoint: str, parameter: Any = msgspec.UNSET) -> Payload:
         """Run one RPC and return its raw result (``null`` for a void result).
 
         Bounded by ``Timeouts.rpc`` unless the caller's own ``timeout=`` governs it.
@@ -349,7 +354,7 @@ class Connection:
         assert self._loop is not None
         call_id = next(self._ids)
         frame = _encode(encode_rpc_call, endpoint, call_id, parameter)
-        future: asyncio.Future[msgspec.Raw] = self._loop.create_future()
+        future: asyncio.Future[Payload] = self._loop.create_future()
         self._calls[call_id] = _PendingCall(endpoint, future)
         try:
             self.enqueue(frame)
@@ -375,9 +380,12 @@ class Connection:
             frame = await receive()
             try:
                 envelope = decode_envelope(frame)
-            except msgspec.DecodeError:
-                self._on_undecodable(frame)
-                continue
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                # Off the hot path: odd text (invalid UTF-8, lone surrogates) or no envelope.
+                recovered = self._recover(frame)
+                if recovered is None:
+                    continue
+                envelope = recovered
             # The hot path: a packet for an open channel is handed over without further work.
             if type(envelope) is ChannelSendIn:
                 channel = channels.get(envelope.channel_id)
@@ -412,11 +420,38 @@ class Connection:
         # channelAck, keepAliveAck and signal messages carry nothing a client of the public
         # endpoints needs; they are tolerated and dropped.
 
-    def _on_undecodable(self, frame: str | bytes) -> None:
+    def _recover(self, frame: str | bytes) -> Any:
+        """The envelope of a frame the strict decoder refused, or ``None`` if it has none."""
+        try:
+            return decode_lenient(frame)
+        except msgspec.DecodeError:
+            # JSON, but not an envelope this client knows: a newer server's, or a broken one.
+            self._on_undecodable(frame, json_ok=True)
+        except ValueError:
+            self._on_undecodable(frame, json_ok=False)
+        return None
+
+    def _on_undecodable(self, frame: str | bytes, *, json_ok: bool = False) -> None:
         # Unknown envelope types come from newer servers; malformed JSON from broken ones.
-        # Neither may take the connection down (PROTOCOL.md §6 item 4).
-        preview = frame[:200] if isinstance(frame, str) else frame[:200].decode("utf-8", "replace")
-        logger.warning("Ignoring a frame from LM Studio this client cannot use: %s", preview)
+        # Neither may take the connection down (PROTOCOL.md §6 item 4). But a frame that names
+        # an operation of ours was meant for it: that operation fails instead of waiting for
+        # something that was lost.
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        logger.warning("Ignoring a frame from LM Studio this client cannot use: %s", text[:200])
+        if json_ok and _RESPONSE_TYPE_IN_FRAME.search(text) is None:
+            return  # an envelope type from a newer server: not meant for one of ours
+        for match in _ID_IN_FRAME.finditer(text):
+            kind, request_id = match.group(1), int(match.group(2))
+            error = LMStudioProtocolError(
+                "LM Studio sent a frame for this operation that this client cannot read, so "
+                f"its content was lost: {text[:120]!r}"
+            )
+            if kind == "channelId" and request_id in self._channels:
+                self._channels.pop(request_id)._finish(error)
+            elif kind == "callId" and request_id in self._calls:
+                call = self._calls.pop(request_id)
+                if not call.future.done():
+                    call.future.set_exception(error)
 
     def _on_warning(self, warning: CommunicationWarningIn) -> None:
         # "channelUnknown" answers a cancel that crossed the server's end of the prediction

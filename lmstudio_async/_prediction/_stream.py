@@ -20,6 +20,7 @@ from .._errors import (
     server_error_from_payload,
 )
 from .._mux import Channel, ChannelClosed, EndpointRejected
+from .._protocol._mending import has_surrogates, mend_text
 from .._protocol.packets import (
     PREDICT_TYPES,
     FragmentPacket,
@@ -81,6 +82,7 @@ class PredictionStream(Generic[T]):
         "_break_pending",
         "_callbacks",
         "_cancel_requested",
+        "_carry",
         "_channel",
         "_consuming",
         "_deadline",
@@ -156,6 +158,9 @@ class PredictionStream(Generic[T]):
         self._done_waiters: list[asyncio.Future[None]] | None = None
         self._progress_seen = 0.0
         self._tool_call_index = -1
+        # The first half of a surrogate pair that ended a fragment; the next fragment should
+        # begin with the second half (see _protocol/_mending.py).
+        self._carry = ""
 
     def __repr__(self) -> str:
         return (
@@ -354,6 +359,8 @@ class PredictionStream(Generic[T]):
                         await channel.wait()
                         raw = channel.next_nowait()
                 packet = decode_packet(predict_packets, raw, PREDICT_TYPES)
+                if type(raw) is not msgspec.Raw or self._carry:
+                    packet = self._mend(packet)
                 if self._quiet and type(packet) is FragmentPacket:
                     return _accumulate(accumulator, packet)
                 fragment = await self._handle(packet)
@@ -392,6 +399,29 @@ class PredictionStream(Generic[T]):
             if self._done_waiters:
                 self._wake_waiters()
 
+    def _mend(self, packet: object) -> object:
+        """Fragment text as LM Studio meant it: a surrogate pair split across two fragments is
+        joined; any other lone half becomes U+FFFD."""
+        if type(packet) is PredictSuccess and self._carry:
+            # The stream ended on half a pair: it was lone after all.
+            self._carry = ""
+            self._accumulator.add(PredictionFragment(content="\ufffd", tokens_count=0))
+        if type(packet) is not FragmentPacket:
+            return packet
+        assert isinstance(packet, FragmentPacket)
+        piece = packet.fragment
+        text = piece if isinstance(piece, str) else piece.content
+        text, self._carry = self._carry + text, ""
+        if has_surrogates(text):
+            if "\ud800" <= text[-1] <= "\udbff":
+                text, self._carry = text[:-1], text[-1]
+            text = mend_text(text)
+        if isinstance(piece, str):
+            return msgspec.structs.replace(packet, fragment=text)
+        return msgspec.structs.replace(
+            packet, fragment=msgspec.structs.replace(piece, content=text)
+        )
+
     def _can_fall_back(self) -> bool:
         return self._accumulator.fragment_count == 0 and self._result is None
 
@@ -405,14 +435,15 @@ class PredictionStream(Generic[T]):
         channel = self._channel
         if channel is None or self._state != _RUNNING or not self._quiet or self._consuming:
             return None
-        if self._pending is not None:
+        if self._pending is not None or self._carry:
             return None
         raw = channel.next_nowait()
         if raw is None:
             return None
         try:
             packet = predict_packets.decode(raw)
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, UnicodeDecodeError, TypeError):
+            # A packet to mend (see _protocol/_mending.py) or to recover: the slow path.
             self._pending = raw
             return None
         if type(packet) is not FragmentPacket:

@@ -83,7 +83,9 @@ async def test_rpc_results_and_errors_are_routed_by_call_id() -> None:
 
         async def call(name: str) -> None:
             try:
-                results[name] = msgspec.json.decode(await connection.call(name))
+                raw = await connection.call(name)
+                assert isinstance(raw, msgspec.Raw)
+                results[name] = msgspec.json.decode(raw)
             except LMStudioModelNotFoundError as exc:
                 results[name] = exc
 
