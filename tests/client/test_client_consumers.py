@@ -8,6 +8,7 @@ helpers that run a step in a task of their own (``asyncio.wait_for`` before 3.12
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import anyio
 import pytest
@@ -181,3 +182,38 @@ async def test_break_still_stops_the_prediction(
     assert result.stats.stop_reason == "userStopped"
     await simulator.wait_for(lambda: _cancels(simulator) == 1)
     await simulator.wait_for(lambda: client._open_channel_count() == 0)
+
+
+# -- item 4: a finalizer on another thread hands over to the client's loop ---------------------
+
+
+async def test_an_iterator_collected_on_another_threads_loop_still_cancels(
+    simulator: Simulator, client: lms.LMStudioClient, model: lms.LLM
+) -> None:
+    _script(simulator, tokens_per_second=200)
+    prediction = model.respond("go")
+    iterator = aiter(prediction)
+    await anext(iterator)
+    # Only the cycle collector can free the iterator now, and it runs on the other thread.
+    cycle: list[object] = [iterator]
+    cycle.append(cycle)
+    del iterator, cycle
+    loop = asyncio.get_running_loop()
+    # Debug mode makes a non-thread-safe call into this loop from another thread raise.
+    loop.set_debug(True)
+    gc.disable()
+    try:
+
+        async def collect() -> None:
+            gc.collect()
+
+        await anyio.to_thread.run_sync(asyncio.run, collect())
+    finally:
+        gc.enable()
+        loop.set_debug(False)
+    # The break reached the client's loop: the cancel is sent, the writer still works.
+    await simulator.wait_for(lambda: _cancels(simulator) == 1)
+    result = await prediction
+    assert result.stats.stop_reason == "userStopped"
+    with anyio.fail_after(10):
+        assert (await model.respond("next")).content == "You said: next"
