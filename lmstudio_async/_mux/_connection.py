@@ -39,7 +39,7 @@ from .._timeouts import DEFAULT_TIMEOUTS, Timeouts, explicit_deadline_active
 from .._transport import Transport, TransportClosed
 from ._channel import Channel
 
-__all__ = ["Connection", "EndpointRejected"]
+__all__ = ["ABANDON_GRACE", "Connection", "EndpointRejected"]
 
 logger = logging.getLogger("lmstudio_async")
 
@@ -55,6 +55,9 @@ _REJECTING_KINDS: Final = frozenset(
         "channelCreationParameterTypeError",
     }
 )
+ABANDON_GRACE: Final = 10.0
+"""Seconds an abandoned channel waits for LM Studio to end it before the client forgets it."""
+
 _RESPONSE_TYPE_IN_FRAME: Final = re.compile(
     r'"type"\s*:\s*"(?:channelSend|channelClose|channelError|rpcResult|rpcError)"'
 )
@@ -124,6 +127,9 @@ class Connection:
         self._failure: LMStudioConnectionError | None = None
         self._cancel_scope: anyio.CancelScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.abandon_grace = ABANDON_GRACE
+        # Abandoned channels still waiting for LM Studio to end them: their grace timers.
+        self._abandoned: dict[int, asyncio.TimerHandle] = {}
 
     def __repr__(self) -> str:
         state = "open" if self.alive else "closed"
@@ -270,6 +276,7 @@ class Connection:
         channels, self._channels = self._channels, {}
         for channel in channels.values():
             channel._finish(_copy_error(failure))
+        self._stop_grace_timers(*self._abandoned)
         calls, self._calls = self._calls, {}
         for call in calls.values():
             if not call.future.done():
@@ -324,11 +331,43 @@ class Connection:
         self.enqueue(frame)
         return channel
 
+    def channel_abandoned(self, channel: Channel) -> None:
+        """Nobody reads ``channel`` any more and its cancel is queued. It keeps its
+        ``max_concurrent_predictions`` slot until LM Studio ends it, so the limit bounds what
+        runs there; a server that never does gets ``abandon_grace`` seconds, then the channel
+        is forgotten (slot freed, late packets ignored) so that nothing stays registered."""
+        if channel.ended or self._loop is None or self._channels.get(channel.id) is not channel:
+            return
+        if channel.id not in self._abandoned:
+            self._abandoned[channel.id] = self._loop.call_later(
+                self.abandon_grace, self._forget, channel
+            )
+
+    def _stop_grace_timers(self, *channel_ids: int) -> None:
+        for channel_id in channel_ids:
+            timer = self._abandoned.pop(channel_id, None)
+            if timer is not None:
+                timer.cancel()
+
+    def _forget(self, channel: Channel) -> None:
+        self._abandoned.pop(channel.id, None)
+        if self._channels.get(channel.id) is channel:
+            del self._channels[channel.id]
+            logger.debug(
+                "LM Studio did not end %r within %g s of its cancel; forgetting it",
+                channel,
+                self.abandon_grace,
+            )
+            channel._finish(
+                LMStudioTimeoutError(f"LM Studio did not confirm the cancel of {channel!r}.")
+            )
+
     async def open_prediction_channel(
         self, endpoint: str, parameter: Any = msgspec.UNSET
     ) -> Channel:
         """Open a prediction channel, first waiting (FIFO) for a ``max_concurrent_predictions``
-        slot. The slot is held until the channel ends or is abandoned, whichever comes first.
+        slot. The slot is held until LM Studio ends the channel, also after the caller
+        abandoned it (within :attr:`abandon_grace`, see :meth:`channel_abandoned`).
         """
         limiter = self._prediction_limiter
         if limiter is None:
@@ -410,9 +449,11 @@ class Connection:
         elif type(envelope) is ChannelCloseIn:
             channel = self._channels.pop(envelope.channel_id, None)
             if channel is not None:
+                self._stop_grace_timers(envelope.channel_id)
                 channel._finish(None)
         elif type(envelope) is ChannelErrorIn:
             if envelope.channel_id in self._channels:
+                self._stop_grace_timers(envelope.channel_id)
                 error = server_error_from_payload(envelope.error, default=LMStudioChannelError)
                 self._channels.pop(envelope.channel_id)._finish(error)
         elif type(envelope) is CommunicationWarningIn:
