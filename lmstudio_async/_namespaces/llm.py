@@ -325,7 +325,9 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         ``on_prediction_fragment(fragment, round_index)``, ``on_prediction_completed(round)``.
 
         Cancelling the awaiting task cancels the running prediction in LM Studio and every
-        running tool.
+        running tool, and returns at once: a sync tool's worker thread cannot be interrupted,
+        so it finishes in the background and its result is discarded. A tool that itself
+        raises ``CancelledError`` (without ``act()`` being cancelled) counts as a failing tool.
         """
         from .._tools import ActCallbacks, run_act, to_tools  # tool use is opt-in: load on use
 
