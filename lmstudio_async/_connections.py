@@ -147,7 +147,7 @@ class ConnectionPool:
 
     async def connection(self, namespace: str) -> Connection:
         existing = self._connections.get(namespace)
-        if existing is not None and existing.alive:
+        if existing is not None and existing.alive and not existing.retired:
             return existing
         lock = self._locks.get(namespace)
         if lock is None:
@@ -155,7 +155,7 @@ class ConnectionPool:
         failed_before = self._last_failure.get(namespace, (0, None))[0]
         async with lock:
             existing = self._connections.get(namespace)
-            if existing is not None and existing.alive:
+            if existing is not None and existing.alive and not existing.retired:
                 return existing
             failed = self._last_failure.get(namespace)
             if failed is not None and failed[0] > failed_before:
@@ -192,8 +192,10 @@ class ConnectionPool:
             )
         self._backoff.succeeded()
         self._last_failure.pop(namespace, None)  # don't keep an old error's traceback alive
+        previous = self._connections.get(namespace)
         self._connections[namespace] = connection
-        if namespace in self._ever_connected:
+        # A socket retired for its warning budget is replaced without the user noticing.
+        if namespace in self._ever_connected and not (previous is not None and previous.retired):
             self._fire(self._on_reconnect, namespace)
         self._ever_connected.add(namespace)
         return connection
@@ -268,7 +270,7 @@ class ConnectionPool:
         finally:
             finished.set()
             self._finished.pop(connection, None)
-            if connection.authenticated and not self._closed:
+            if connection.authenticated and not self._closed and not connection.retired:
                 self._fire(self._on_disconnect, namespace)
 
     @staticmethod

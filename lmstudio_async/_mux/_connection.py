@@ -55,6 +55,15 @@ _REJECTING_KINDS: Final = frozenset(
         "channelCreationParameterTypeError",
     }
 )
+# LM Studio sends at most this many warnings per socket, then goes silent (PROTOCOL.md §2.8).
+WARNING_BUDGET: Final = 5
+# An RPC that is valid everywhere channels are, with a tiny answer: its result proves that the
+# server processed every frame sent before it, so any warning about them has arrived.
+_BARRIER_PARAMETER: Final = {
+    "specifier": {"type": "query", "query": {"identifier": "lmstudio-async-order-barrier"}},
+    "throwIfNotFound": False,
+}
+
 ABANDON_GRACE: Final = 10.0
 """Seconds an abandoned channel waits for LM Studio to end it before the client forgets it."""
 
@@ -128,6 +137,15 @@ class Connection:
         self._cancel_scope: anyio.CancelScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.abandon_grace = ABANDON_GRACE
+        # Rejections come as warnings without an id (PROTOCOL.md §6 item 3). Requests up to
+        # _processed_upto are known to have passed validation; an order barrier after each
+        # burst of prediction channelCreates (which may wait silently in LM Studio's queue)
+        # keeps the set of possibly rejected ones small.
+        self._processed_upto = 0
+        self._barrier_id = 0
+        self._barrier_wanted = False
+        self._warnings_seen = 0
+        self._unknown_endpoints: set[str] = set()
         # Abandoned channels still waiting for LM Studio to end them: their grace timers.
         self._abandoned: dict[int, asyncio.TimerHandle] = {}
 
@@ -146,6 +164,16 @@ class Connection:
     @property
     def alive(self) -> bool:
         return self._failure is None and self._loop is not None
+
+    @property
+    def retired(self) -> bool:
+        """LM Studio has used up its warnings on this socket, so it can no longer report a
+        rejected request: new work goes to a fresh socket, this one closes once idle."""
+        return self._warnings_seen >= WARNING_BUDGET
+
+    def endpoint_unknown(self, endpoint: str) -> bool:
+        """Whether LM Studio said on this socket that it does not know ``endpoint``."""
+        return endpoint in self._unknown_endpoints
 
     @property
     def open_channel_count(self) -> int:
@@ -331,6 +359,29 @@ class Connection:
         self.enqueue(frame)
         return channel
 
+    def _want_barrier(self) -> None:
+        # One barrier per burst: creates queued in the same loop iteration share it.
+        if self._barrier_wanted or self._loop is None:
+            return
+        self._barrier_wanted = True
+        self._loop.call_soon(self._send_barrier)
+
+    def _send_barrier(self) -> None:
+        self._barrier_wanted = False
+        if self._barrier_id or self._failure is not None:
+            return  # one in flight already; its answer sends the next if creates followed
+        self._barrier_id = next(self._ids)
+        self.enqueue(encode_rpc_call("getModelInfo", self._barrier_id, _BARRIER_PARAMETER))
+
+    def _processed(self, request_id: int) -> None:
+        """LM Studio answered ``request_id``: it validated every request sent before it."""
+        if request_id > self._processed_upto:
+            self._processed_upto = request_id
+        if request_id == self._barrier_id:
+            self._barrier_id = 0
+            if any(channel_id > request_id for channel_id in self._channels):
+                self._want_barrier()
+
     def channel_abandoned(self, channel: Channel) -> None:
         """Nobody reads ``channel`` any more and its cancel is queued. It keeps its
         ``max_concurrent_predictions`` slot until LM Studio ends it, so the limit bounds what
@@ -371,7 +422,9 @@ class Connection:
         """
         limiter = self._prediction_limiter
         if limiter is None:
-            return self.open_channel(endpoint, parameter)
+            channel = self.open_channel(endpoint, parameter)
+            self._want_barrier()
+            return channel
         self._check_alive()
         borrower = object()
         await limiter.acquire_on_behalf_of(borrower)
@@ -382,6 +435,7 @@ class Connection:
             limiter.release_on_behalf_of(borrower)
             raise
         channel._slot_release = lambda: limiter.release_on_behalf_of(borrower)
+        self._want_barrier()
         return channel
 
     async def call(self, endpoint: str, parameter: Any = msgspec.UNSET) -> Payload:
@@ -409,6 +463,8 @@ class Connection:
         finally:
             # Also on cancellation: a late result for this id is then simply ignored.
             self._calls.pop(call_id, None)
+            if self._warnings_seen >= WARNING_BUDGET:
+                self._close_if_retired()
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -437,10 +493,12 @@ class Connection:
         # Errors are built before the call or channel is unregistered: should building one
         # fail, the operation is still registered and fails with the connection (never hangs).
         if type(envelope) is RpcResultIn:
+            self._processed(envelope.call_id)
             call = self._calls.pop(envelope.call_id, None)
             if call is not None and not call.future.done():
                 call.future.set_result(envelope.result)
         elif type(envelope) is RpcErrorIn:
+            self._processed(envelope.call_id)
             if envelope.call_id in self._calls:
                 error = server_error_from_payload(envelope.error)
                 call = self._calls.pop(envelope.call_id)
@@ -458,6 +516,8 @@ class Connection:
                 self._channels.pop(envelope.channel_id)._finish(error)
         elif type(envelope) is CommunicationWarningIn:
             self._on_warning(envelope)
+        if self._warnings_seen >= WARNING_BUDGET:
+            self._close_if_retired()
         # channelAck, keepAliveAck and signal messages carry nothing a client of the public
         # endpoints needs; they are tolerated and dropped.
 
@@ -501,31 +561,72 @@ class Connection:
         logger.log(
             level, "LM Studio reported a protocol problem (%s): %s", warning.kind, warning.warning
         )
-        if warning.kind not in _REJECTING_KINDS:
-            return
+        self._warnings_seen += 1
+        if warning.kind in _REJECTING_KINDS:
+            self._on_rejection(warning)
+        if self.retired:
+            logger.debug("LM Studio's warning budget on %s is used up; retiring it", self.url)
+            self._close_if_retired()
+
+    def _on_rejection(self, warning: CommunicationWarningIn) -> None:
+        kind = warning.kind or ""
         match = _ENDPOINT_IN_WARNING.search(warning.warning)
         endpoint = match.group(1) if match else None
 
         def rejected(name: str) -> EndpointRejected:
             return EndpointRejected(
-                f"LM Studio rejected the request to '{name}' ({warning.kind}): "
+                f"LM Studio rejected the request to '{name}' ({kind}): "
                 f"{warning.warning}. This usually means the LM Studio app is older than this "
                 "SDK expects; update LM Studio.",
-                kind=warning.kind or "",
+                kind=kind,
                 endpoint=name,
             )
 
-        if warning.kind.startswith("rpc"):
-            for call_id, call in list(self._calls.items()):
-                if endpoint in (None, call.endpoint) and not call.future.done():
-                    del self._calls[call_id]
-                    call.future.set_exception(rejected(call.endpoint))
-        else:
-            # Only channels that never heard from the server can be the rejected one.
-            for channel_id, channel in list(self._channels.items()):
-                if endpoint in (None, channel.endpoint) and channel.packets_received == 0:
-                    del self._channels[channel_id]
-                    channel._finish(rejected(channel.endpoint))
+        # Requests LM Studio already answered passed validation, and so did every request
+        # sent before one it answered: only later ones can be the rejected one.
+        floor = max(
+            [self._processed_upto]
+            + [channel_id for channel_id, c in self._channels.items() if c.packets_received]
+        )
+        if kind.startswith("rpc"):
+            calls = [
+                (call_id, call)
+                for call_id, call in self._calls.items()
+                if call_id > floor and endpoint in (None, call.endpoint) and not call.future.done()
+            ]
+            if endpoint is not None and kind.endswith(("EndpointUnknown", "EndpointUnhandled")):
+                self._unknown_endpoints.add(endpoint)
+            for call_id, call in calls:
+                del self._calls[call_id]
+                call.future.set_exception(rejected(call.endpoint))
+            return
+        channels = [
+            (channel_id, channel)
+            for channel_id, channel in self._channels.items()
+            if channel_id > floor
+            and channel.packets_received == 0
+            and endpoint in (None, channel.endpoint)
+        ]
+        if endpoint is not None and kind.endswith(("EndpointUnknown", "EndpointUnhandled")):
+            self._unknown_endpoints.add(endpoint)
+        if len(channels) > 1:
+            # Sent in one burst, before any barrier could separate them: which one was
+            # refused is unknowable. All fail, and each gets a cancel so that the ones LM
+            # Studio did accept do not keep generating unread.
+            logger.warning(
+                "LM Studio rejected one of %d requests to '%s' sent together; failing all of them",
+                len(channels),
+                endpoint,
+            )
+        for channel_id, channel in channels:
+            if len(channels) > 1:
+                channel.cancel()
+            del self._channels[channel_id]
+            channel._finish(rejected(channel.endpoint))
+
+    def _close_if_retired(self) -> None:
+        if self.retired and not self._channels and not self._calls and self._failure is None:
+            self.close(LMStudioConnectionError("This socket was retired (warning budget)."))
 
 
 def _encode(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import msgspec
 
 from .._errors import LMStudioUsageError
-from .._mux import Channel
+from .._mux import Channel, EndpointRejected
 from .._prediction import PredictionCallbacks, PredictionStream
 from .._prediction._callbacks import (
     COMPLETION_CALLBACKS,
@@ -377,6 +377,14 @@ class LLM(ModelHandle[LLMInstanceInfo]):
 
     async def _open(self, endpoint: str, parameter: dict[str, Any]) -> Channel:
         connection = await self._source._connection("llm")
+        if connection.endpoint_unknown(endpoint):
+            # Answered once on this socket already: no need to spend a warning (LM Studio
+            # sends only five per socket) to learn it again; complete() falls back at once.
+            raise EndpointRejected(
+                f"LM Studio does not know the endpoint '{endpoint}'; update LM Studio.",
+                kind="channelEndpointUnknown",
+                endpoint=endpoint,
+            )
         return await connection.open_prediction_channel(endpoint, parameter)
 
     # -- model management (LLM-only part; the shared methods live on ModelHandle) -------------
