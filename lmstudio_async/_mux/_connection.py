@@ -101,10 +101,10 @@ class _PendingCall:
 class Connection:
     """One authenticated websocket of one namespace, multiplexing channels and RPCs.
 
-    Its whole life is :meth:`run`, a task in the client's task group: connect, authenticate,
-    then a writer and a reader until the socket ends. When it ends, every operation still in
-    flight on it fails at once with a connection error; the client opens a new connection on the
-    next call.
+    Its whole life is :meth:`run`, a task the client's connection pool owns: connect,
+    authenticate, then a writer and a reader until the socket ends. When it ends, every
+    operation still in flight on it fails at once with a connection error; the client opens a
+    new connection on the next call.
     """
 
     def __init__(
@@ -207,9 +207,8 @@ class Connection:
                         )
                     except Exception as exc:
                         # A message this client failed to handle is a bug, but it must not
-                        # escape into the client's task group (that would cancel the user's
-                        # own code): it ends this socket like a drop, and the next call
-                        # reconnects.
+                        # end anything but this socket: it ends like a drop, and the next
+                        # call reconnects.
                         logger.exception("Failed to handle a message from LM Studio")
                         failure = LMStudioConnectionError(
                             f"Could not handle a message from LM Studio ({self.url}): {exc!r}. "
