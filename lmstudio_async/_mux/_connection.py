@@ -19,7 +19,6 @@ from .._errors import (
     LMStudioConnectionError,
     LMStudioProtocolError,
     LMStudioTimeoutError,
-    LMStudioUsageError,
     server_error_from_payload,
 )
 from .._protocol._mending import Payload, decode_lenient
@@ -38,31 +37,18 @@ from .._protocol.envelope import (
 from .._timeouts import DEFAULT_TIMEOUTS, Timeouts, explicit_deadline_active
 from .._transport import Transport, TransportClosed
 from ._channel import Channel
+from ._rejections import (
+    BARRIER_PARAMETER,
+    ENDPOINT_IN_WARNING,
+    REJECTING_KINDS,
+    WARNING_BUDGET,
+    EndpointRejected,
+)
+from ._requests import encode_request
 
 __all__ = ["ABANDON_GRACE", "Connection", "EndpointRejected"]
 
 logger = logging.getLogger("lmstudio_async")
-
-# Warnings with these kinds mean "your request was dropped and will never be answered"
-# (PROTOCOL.md §6 item 3); the request they name is failed instead of hanging.
-_REJECTING_KINDS: Final = frozenset(
-    {
-        "rpcEndpointUnknown",
-        "rpcEndpointUnhandled",
-        "rpcParameterTypeError",
-        "channelEndpointUnknown",
-        "channelEndpointUnhandled",
-        "channelCreationParameterTypeError",
-    }
-)
-# LM Studio sends at most this many warnings per socket, then goes silent (PROTOCOL.md §2.8).
-WARNING_BUDGET: Final = 5
-# An RPC that is valid everywhere channels are, with a tiny answer: its result proves that the
-# server processed every frame sent before it, so any warning about them has arrived.
-_BARRIER_PARAMETER: Final = {
-    "specifier": {"type": "query", "query": {"identifier": "lmstudio-async-order-barrier"}},
-    "throwIfNotFound": False,
-}
 
 ABANDON_GRACE: Final = 10.0
 """Seconds an abandoned channel waits for LM Studio to end it before the client forgets it."""
@@ -71,20 +57,6 @@ _RESPONSE_TYPE_IN_FRAME: Final = re.compile(
     r'"type"\s*:\s*"(?:channelSend|channelClose|channelError|rpcResult|rpcError)"'
 )
 _ID_IN_FRAME: Final = re.compile(r'"(channelId|callId)"\s*:\s*(\d{1,15})')
-_ENDPOINT_IN_WARNING: Final = re.compile(r"endpoint(?:Name)?\s*[=:]\s*\"?([A-Za-z0-9_]+)")
-
-
-class EndpointRejected(LMStudioProtocolError):
-    """The server refused a request outright (unknown endpoint or invalid parameter)."""
-
-    def __init__(self, message: str, *, kind: str, endpoint: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.endpoint = endpoint
-
-    @property
-    def endpoint_unknown(self) -> bool:
-        return self.kind.endswith(("EndpointUnknown", "EndpointUnhandled"))
 
 
 TransportFactory = Callable[[str], Awaitable[Transport]]
@@ -352,7 +324,7 @@ class Connection:
         self._check_alive()
         channel_id = next(self._ids)
         # Encoded before it is registered: input that cannot be sent leaves nothing behind.
-        frame = _encode(encode_channel_create, endpoint, channel_id, parameter)
+        frame = encode_request(encode_channel_create, endpoint, channel_id, parameter)
         channel = Channel(self, channel_id, endpoint)
         self._channels[channel_id] = channel
         self.enqueue(frame)
@@ -370,7 +342,7 @@ class Connection:
         if self._barrier_id or self._failure is not None:
             return  # one in flight already; its answer sends the next if creates followed
         self._barrier_id = next(self._ids)
-        self.enqueue(encode_rpc_call("getModelInfo", self._barrier_id, _BARRIER_PARAMETER))
+        self.enqueue(encode_rpc_call("getModelInfo", self._barrier_id, BARRIER_PARAMETER))
 
     def _processed(self, request_id: int) -> None:
         """LM Studio answered ``request_id``: it validated every request sent before it."""
@@ -445,7 +417,7 @@ class Connection:
         self._check_alive()
         assert self._loop is not None
         call_id = next(self._ids)
-        frame = _encode(encode_rpc_call, endpoint, call_id, parameter)
+        frame = encode_request(encode_rpc_call, endpoint, call_id, parameter)
         future: asyncio.Future[Payload] = self._loop.create_future()
         self._calls[call_id] = _PendingCall(endpoint, future)
         try:
@@ -561,7 +533,7 @@ class Connection:
             level, "LM Studio reported a protocol problem (%s): %s", warning.kind, warning.warning
         )
         self._warnings_seen += 1
-        if warning.kind in _REJECTING_KINDS:
+        if warning.kind in REJECTING_KINDS:
             self._on_rejection(warning)
         if self.retired:
             logger.debug("LM Studio's warning budget on %s is used up; retiring it", self.url)
@@ -569,7 +541,7 @@ class Connection:
 
     def _on_rejection(self, warning: CommunicationWarningIn) -> None:
         kind = warning.kind or ""
-        match = _ENDPOINT_IN_WARNING.search(warning.warning)
+        match = ENDPOINT_IN_WARNING.search(warning.warning)
         endpoint = match.group(1) if match else None
 
         def rejected(name: str) -> EndpointRejected:
@@ -626,49 +598,6 @@ class Connection:
     def _close_if_retired(self) -> None:
         if self.retired and not self._channels and not self._calls and self._failure is None:
             self.close(LMStudioConnectionError("This socket was retired (warning budget)."))
-
-
-def _encode(
-    encoder: Callable[[str, int, Any], bytes], endpoint: str, request_id: int, parameter: Any
-) -> bytes:
-    """Encode a request; text that is not valid Unicode becomes a usage error naming where."""
-    try:
-        return encoder(endpoint, request_id, parameter)
-    except UnicodeEncodeError as exc:
-        where = _unencodable_path(msgspec.to_builtins(parameter), "")
-        raise LMStudioUsageError(
-            f"Cannot send the request to '{endpoint}': the text at {where or 'its parameter'} "
-            f"is not valid Unicode ({exc.reason}: {exc.object[exc.start : exc.end]!r}). This "
-            "usually comes from bytes decoded with errors='surrogateescape', e.g. sys.argv or "
-            "os.listdir() on a non-UTF-8 system; decode them with the right encoding, or "
-            "clean the text with text.encode('utf-8', 'replace').decode('utf-8')."
-        ) from None
-    except (msgspec.EncodeError, TypeError) as exc:
-        raise LMStudioUsageError(
-            f"Cannot send the request to '{endpoint}': its parameter is not JSON-serializable "
-            f"({exc})."
-        ) from exc
-
-
-def _unencodable_path(value: Any, path: str) -> str | None:
-    """Where in a request the first string that is not valid UTF-8 sits (``a.b[2]``)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "the parameter"
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _unencodable_path(item, f"{path}.{key}" if path else str(key))
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _unencodable_path(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
 
 
 def _copy_error(error: LMStudioConnectionError) -> LMStudioConnectionError:
