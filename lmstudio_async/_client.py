@@ -1,4 +1,4 @@
-"""``LMStudioClient``: lifecycle, the task group that owns every connection, the namespaces."""
+"""``LMStudioClient``: lifecycle (unopened, open, closed), its connection pool, the namespaces."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import asyncio
 import dataclasses
 import enum
 import sys
+import warnings
 from types import TracebackType
 
 import anyio
-from anyio.abc import TaskGroup
 
 from . import _telemetry
 from ._connections import ConnectionHook, ConnectionPool
@@ -50,6 +50,12 @@ class LMStudioClient:
         async with LMStudioClient() as client:
             model = await client.llm.model("qwen2.5-7b-instruct")
             print((await model.respond("Hello!")).content)
+
+    or without one: the first call opens it, and ``await client.aclose()`` closes it. Opening
+    and closing may happen in different tasks (pytest fixtures, ``AsyncExitStack``); the client
+    owns its socket tasks itself. A client collected while still open emits a
+    ``ResourceWarning`` naming it and is closed in its event loop. It needs asyncio (uvloop
+    works); other event loops (trio) get :class:`LMStudioUsageError`.
 
     Where LM Studio is: ``base_url`` (``"host:port"``, ``"ws://host:port"`` or
     ``"http://host:port"``), else the ``LMSTUDIO_BASE_URL`` environment variable, else a parallel
@@ -120,8 +126,6 @@ class LMStudioClient:
         )
         self._state = _State.UNOPENED
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task_group: TaskGroup | None = None
-        self._session_close: object = None
         self.llm = LLMNamespace(self)
         """LLMs: ``model()``, ``list_loaded()``, and through handles ``respond``/``complete``."""
         self.embedding = EmbeddingNamespace(self)
@@ -140,21 +144,12 @@ class LMStudioClient:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        if self._state is not _State.UNOPENED:
+        if self._state is _State.CLOSED:
             raise LMStudioUsageError(
-                f"This LMStudioClient is {self._state.value}; a client is opened once. "
-                "Create a new LMStudioClient."
+                "This LMStudioClient is closed; a client is opened once. Create a new "
+                "LMStudioClient."
             )
-        from ._transport.websocket import open_session
-
-        self._loop = asyncio.get_running_loop()
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        session = open_session()
-        self._session = session
-        self._pool.open(task_group, session)
-        self._state = _State.OPEN
+        self._open()
         return self
 
     async def __aexit__(
@@ -163,18 +158,38 @@ class LMStudioClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            await self.aclose()
-        finally:
-            task_group, self._task_group = self._task_group, None
-            if task_group is not None:
-                # The group only owns connection tasks, which never raise and are closed by
-                # now. The body's own exception is not handed to it: the group would wrap it in
-                # an ExceptionGroup, and users must see their exception unchanged.
-                await task_group.__aexit__(None, None, None)
+        await self.aclose()
+
+    def _open(self) -> None:
+        """Open on first use: bind to the running asyncio loop (synchronous, never awaits)."""
+        if self._state is _State.OPEN:
+            self._check_loop()
+            return
+        if self._state is _State.CLOSED:
+            raise LMStudioClientClosedError(
+                "This LMStudioClient is closed; create a new one to talk to LM Studio again."
+            )
+        from ._transport.websocket import open_session
+
+        self._loop = _running_asyncio_loop()
+        self._pool.open(open_session())
+        self._state = _State.OPEN
+
+    def _check_loop(self) -> None:
+        if _running_asyncio_loop() is not self._loop:
+            raise LMStudioUsageError(
+                "This LMStudioClient was opened in a different event loop; a client and "
+                "everything obtained from it must be used in the loop that opened it. Create "
+                "one client per event loop."
+            )
 
     async def aclose(self) -> None:
-        """Close every socket; in-flight operations fail. Idempotent."""
+        """Close every socket and stop the client's background tasks; in-flight operations
+        fail with :class:`LMStudioClientClosedError`. Idempotent; any task may call it.
+
+        Returns within a few seconds even if an ``on_disconnect``/``on_reconnect`` hook is
+        still running: hooks are cancelled.
+        """
         if self._state is _State.CLOSED:
             return
         was_open = self._state is _State.OPEN
@@ -183,26 +198,30 @@ class LMStudioClient:
             return
         with anyio.CancelScope(shield=True):
             await self._pool.aclose()
-            await self._session.close()
+
+    def __del__(self) -> None:
+        # Only warns and hands the close to the client's own loop: never closes from here.
+        if getattr(self, "_state", None) is not _State.OPEN:
+            return
+        warnings.warn(
+            f"Unclosed {self!r}: close it with `await client.aclose()` or use `async with "
+            "LMStudioClient() as client:`.",
+            ResourceWarning,
+            stacklevel=1,
+            source=self,
+        )
+        loop = self._loop
+        if loop is not None:
+            self._pool.close_from_finalizer(loop)
 
     # -- the ConnectionSource the namespaces use ----------------------------------------------
 
     async def _connection(self, namespace: str) -> Connection:
         """The live connection of a namespace (internal; used by the namespace objects)."""
         if self._state is not _State.OPEN:
-            if self._state is _State.UNOPENED:
-                raise LMStudioUsageError(
-                    "Open the client before use: `async with LMStudioClient() as client: ...`."
-                )
-            raise LMStudioClientClosedError(
-                "This LMStudioClient is closed; create a new one to talk to LM Studio again."
-            )
-        if asyncio.get_running_loop() is not self._loop:
-            raise LMStudioUsageError(
-                "This LMStudioClient was opened in a different event loop; a client and "
-                "everything obtained from it must be used in the loop that opened it. Create "
-                "one client per event loop."
-            )
+            self._open()
+        else:
+            self._check_loop()
         return await self._pool.connection(namespace)
 
     # -- conveniences spanning namespaces -------------------------------------------------------
@@ -220,3 +239,15 @@ class LMStudioClient:
     def _open_channel_count(self) -> int:
         """Channels open on this client's live sockets (for tests and diagnostics)."""
         return self._pool.open_channel_count()
+
+
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        # Under trio (even through anyio) there is no asyncio loop: say so instead of leaking
+        # asyncio's bare "no running event loop".
+        raise LMStudioUsageError(
+            "lmstudio_async needs asyncio: no asyncio event loop is running here. Run it with "
+            "asyncio.run(...) (uvloop works too); trio and other event loops are not supported."
+        ) from None

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from ._discovery import BaseUrl, configured_base_url, discover
 from ._errors import LMStudioClientClosedError, LMStudioConnectionError
@@ -80,8 +79,10 @@ class ReconnectBackoff:
 class ConnectionPool:
     """Hands out the live connection of a namespace, opening (or reopening) it on demand.
 
-    Connections run as tasks of the client's task group. Concurrent calls on a namespace share
-    one connection attempt: its connection when it succeeds, its error when it fails.
+    The pool owns its background work as an object does: each connection's socket task and
+    each running user hook is kept here and cancelled and awaited by :meth:`aclose`, whichever
+    task opens or closes the client. Concurrent calls on a namespace share one connection
+    attempt: its connection when it succeeds, its error when it fails.
     """
 
     def __init__(
@@ -119,7 +120,10 @@ class ConnectionPool:
         # Attempts still connecting or authenticating: closing the client cancels them.
         self._opening: set[anyio.CancelScope] = set()
         self._finished: dict[Connection, anyio.Event] = {}
-        self._task_group: TaskGroup | None = None
+        # Background tasks: one per connection (its socket), one per running user hook.
+        self._connection_tasks: set[asyncio.Task[None]] = set()
+        self._hook_tasks: set[asyncio.Task[None]] = set()
+        self._closing: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -131,8 +135,8 @@ class ConnectionPool:
     def timeouts(self) -> Timeouts:
         return self._timeouts
 
-    def open(self, task_group: TaskGroup, session: aiohttp.ClientSession) -> None:
-        self._task_group = task_group
+    def open(self, session: aiohttp.ClientSession) -> None:
+        """Start serving; the pool owns ``session`` from now on and closes it in ``aclose``."""
         self._session = session
 
     def open_channel_count(self) -> int:
@@ -143,7 +147,7 @@ class ConnectionPool:
 
     async def connection(self, namespace: str) -> Connection:
         existing = self._connections.get(namespace)
-        if existing is not None and existing.alive:
+        if existing is not None and existing.alive and not existing.retired:
             return existing
         lock = self._locks.get(namespace)
         if lock is None:
@@ -151,7 +155,7 @@ class ConnectionPool:
         failed_before = self._last_failure.get(namespace, (0, None))[0]
         async with lock:
             existing = self._connections.get(namespace)
-            if existing is not None and existing.alive:
+            if existing is not None and existing.alive and not existing.retired:
                 return existing
             failed = self._last_failure.get(namespace)
             if failed is not None and failed[0] > failed_before:
@@ -167,7 +171,7 @@ class ConnectionPool:
                 raise
 
     async def _open(self, namespace: str) -> Connection:
-        if self._closed or self._task_group is None or self._session is None:
+        if self._closed or self._session is None:
             raise LMStudioClientClosedError(
                 "This LMStudioClient is closed; create a new one to talk to LM Studio again."
             )
@@ -188,8 +192,10 @@ class ConnectionPool:
             )
         self._backoff.succeeded()
         self._last_failure.pop(namespace, None)  # don't keep an old error's traceback alive
+        previous = self._connections.get(namespace)
         self._connections[namespace] = connection
-        if namespace in self._ever_connected:
+        # A socket retired for its warning budget is replaced without the user noticing.
+        if namespace in self._ever_connected and not (previous is not None and previous.retired):
             logger.debug("%s: reconnected", namespace)
             self._fire(self._on_reconnect, namespace)
         self._ever_connected.add(namespace)
@@ -218,34 +224,66 @@ class ConnectionPool:
         )
         finished = anyio.Event()
         self._finished[connection] = finished
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+        task = loop.create_task(
+            self._serve(connection, namespace, started, finished),
+            name=f"lmstudio_async {namespace} connection",
+        )
+        self._keep(self._connection_tasks, task)
 
-        async def supervise(*, task_status: anyio.abc.TaskStatus[None]) -> None:
-            try:
-                await connection.run(task_status=task_status)
-            finally:
-                finished.set()
-                self._finished.pop(connection, None)
-                if connection.authenticated and not self._closed:
-                    self._fire(self._on_disconnect, namespace)
+        def forget(_: object) -> None:
+            # Also for a task cancelled before its first step, which never ran _serve.
+            finished.set()
+            self._finished.pop(connection, None)
 
-        assert self._task_group is not None
-        started = False
+        task.add_done_callback(forget)
         try:
-            await self._task_group.start(supervise)
-            started = True
-        except Exception:
-            self._backoff.failed()
+            await started
+        except BaseException as exc:
+            # The attempt failed, or this caller gave up (cancelled, or the client closing):
+            # the half-open socket must not outlive the attempt.
+            task.cancel()
+            if isinstance(exc, Exception):
+                self._backoff.failed()
+            raise
+        return connection
+
+    async def _serve(
+        self,
+        connection: Connection,
+        namespace: str,
+        started: asyncio.Future[None],
+        finished: anyio.Event,
+    ) -> None:
+        """A connection's whole life, as a task the pool owns; reports to ``started``."""
+        try:
+            await connection.run(task_status=_Started(started))
+        except Exception as exc:
+            # run() only raises before it reported started (it could not connect or
+            # authenticate): that is the starting call's error.
+            if not started.done():
+                started.set_exception(exc)
+            else:  # pragma: no cover - run() handles everything once started
+                logger.exception("A connection to LM Studio ended with an error")
+        except BaseException:
+            if not started.done():
+                started.cancel()
             raise
         finally:
-            if not started:
-                # A task cancelled before its first step never ran supervise's cleanup.
-                finished.set()
-                self._finished.pop(connection, None)
-        return connection
+            finished.set()
+            self._finished.pop(connection, None)
+            if connection.authenticated and not self._closed and not connection.retired:
+                self._fire(self._on_disconnect, namespace)
+
+    @staticmethod
+    def _keep(tasks: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def _fire(self, hook: ConnectionHook | None, namespace: str) -> None:
         """Run a user hook in the background; its failure is logged, never propagated."""
-        if hook is None or self._task_group is None or self._closed:
+        if hook is None or self._closed:
             return
 
         async def run() -> None:
@@ -256,7 +294,8 @@ class ConnectionPool:
             except Exception:
                 logger.exception("The %s hook raised for namespace %r", hook, namespace)
 
-        self._task_group.start_soon(run)
+        task = asyncio.get_running_loop().create_task(run(), name=f"lmstudio_async {hook!r}")
+        self._keep(self._hook_tasks, task)
 
     async def _base_url(self) -> BaseUrl:
         if self._resolved is None:
@@ -273,7 +312,11 @@ class ConnectionPool:
         )
 
     async def aclose(self) -> None:
-        """Close every connection and wait until each has released its socket."""
+        """Close every connection and wait until each has released its socket.
+
+        Bounded: sockets get 5 s to close, user hooks are cancelled and get 1 s to unwind, so
+        a hook that sleeps or never returns cannot hold the close up.
+        """
         self._closed = True
         for opening in list(self._opening):
             opening.cancel()
@@ -281,9 +324,57 @@ class ConnectionPool:
         for connection in list(self._connections.values()):
             connection.close(reason)
         self._connections.clear()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
-            for finished in list(self._finished.values()):
-                await finished.wait()
+        for hook in self._hook_tasks:
+            hook.cancel()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(5.0):
+                for finished in list(self._finished.values()):
+                    await finished.wait()
+            for task in self._connection_tasks:
+                task.cancel()  # still connecting (their callers gave up), or past the bound
+            await _wait_bounded(self._connection_tasks, 1.0)
+            await _wait_bounded(self._hook_tasks, 1.0)
+            if self._hook_tasks:
+                logger.warning(
+                    "%d on_disconnect/on_reconnect hook(s) ignored cancellation; the client "
+                    "closed without waiting for them",
+                    len(self._hook_tasks),
+                )
+            session, self._session = self._session, None
+            if session is not None:
+                await session.close()
+
+    def close_from_finalizer(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The client was collected open: close in its loop (from any thread), or at least
+        detach the HTTP session when that loop is gone, so only the client's warning shows."""
+
+        def start_closing() -> None:
+            if self._closing is None:
+                self._closing = loop.create_task(self.aclose())
+
+        try:
+            loop.call_soon_threadsafe(start_closing)
+        except RuntimeError:  # the loop is closed: its sockets are gone already
+            if self._session is not None:
+                self._session.detach()
+
+
+async def _wait_bounded(tasks: set[asyncio.Task[None]], seconds: float) -> None:
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=seconds)
+
+
+class _Started:
+    """The ``task_status`` handed to :meth:`Connection.run`: completes a future."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self._future = future
+
+    def started(self, value: None = None) -> None:
+        if not self._future.done():
+            self._future.set_result(None)
 
 
 def _shared(error: Exception) -> Exception:

@@ -183,10 +183,9 @@ class Channel:
         self._buffer.clear()
         self._head = 0
         self.cancel()
-        if self._slot_release is not None:
-            # The caller is done with it: a queued prediction may start while LM Studio
-            # winds this one down.
-            self._free_slot()
+        # The slot and the registration stay until LM Studio ends the channel (the limit
+        # bounds predictions running there), within a grace the connection enforces.
+        self._connection.channel_abandoned(self)
 
     def abandon_threadsafe(self) -> None:
         """:meth:`abandon` from a finalizer, which may run on any thread or after the loop."""

@@ -15,11 +15,13 @@ from anyio.abc import TaskStatus
 
 from .._errors import (
     LMStudioAuthenticationError,
+    LMStudioChannelError,
     LMStudioConnectionError,
     LMStudioProtocolError,
     LMStudioTimeoutError,
     server_error_from_payload,
 )
+from .._protocol._mending import Payload, decode_lenient
 from .._protocol.auth import Credentials, decode_auth_reply
 from .._protocol.envelope import (
     ChannelCloseIn,
@@ -35,37 +37,26 @@ from .._protocol.envelope import (
 from .._timeouts import DEFAULT_TIMEOUTS, Timeouts, explicit_deadline_active
 from .._transport import Transport, TransportClosed
 from ._channel import Channel
+from ._rejections import (
+    BARRIER_PARAMETER,
+    ENDPOINT_IN_WARNING,
+    REJECTING_KINDS,
+    WARNING_BUDGET,
+    EndpointRejected,
+)
+from ._requests import encode_request
 
-__all__ = ["Connection", "EndpointRejected"]
+__all__ = ["ABANDON_GRACE", "Connection", "EndpointRejected"]
 
 logger = logging.getLogger("lmstudio_async")
 
-# Warnings with these kinds mean "your request was dropped and will never be answered"
-# (PROTOCOL.md §6 item 3); the request they name is failed instead of hanging.
-_REJECTING_KINDS: Final = frozenset(
-    {
-        "rpcEndpointUnknown",
-        "rpcEndpointUnhandled",
-        "rpcParameterTypeError",
-        "channelEndpointUnknown",
-        "channelEndpointUnhandled",
-        "channelCreationParameterTypeError",
-    }
+ABANDON_GRACE: Final = 10.0
+"""Seconds an abandoned channel waits for LM Studio to end it before the client forgets it."""
+
+_RESPONSE_TYPE_IN_FRAME: Final = re.compile(
+    r'"type"\s*:\s*"(?:channelSend|channelClose|channelError|rpcResult|rpcError)"'
 )
-_ENDPOINT_IN_WARNING: Final = re.compile(r"endpoint(?:Name)?\s*[=:]\s*\"?([A-Za-z0-9_]+)")
-
-
-class EndpointRejected(LMStudioProtocolError):
-    """The server refused a request outright (unknown endpoint or invalid parameter)."""
-
-    def __init__(self, message: str, *, kind: str, endpoint: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.endpoint = endpoint
-
-    @property
-    def endpoint_unknown(self) -> bool:
-        return self.kind.endswith(("EndpointUnknown", "EndpointUnhandled"))
+_ID_IN_FRAME: Final = re.compile(r'"(channelId|callId)"\s*:\s*(\d{1,15})')
 
 
 TransportFactory = Callable[[str], Awaitable[Transport]]
@@ -74,7 +65,7 @@ TransportFactory = Callable[[str], Awaitable[Transport]]
 class _PendingCall:
     __slots__ = ("endpoint", "future")
 
-    def __init__(self, endpoint: str, future: asyncio.Future[msgspec.Raw]) -> None:
+    def __init__(self, endpoint: str, future: asyncio.Future[Payload]) -> None:
         self.endpoint = endpoint
         self.future = future
 
@@ -82,10 +73,10 @@ class _PendingCall:
 class Connection:
     """One authenticated websocket of one namespace, multiplexing channels and RPCs.
 
-    Its whole life is :meth:`run`, a task in the client's task group: connect, authenticate,
-    then a writer and a reader until the socket ends. When it ends, every operation still in
-    flight on it fails at once with a connection error; the client opens a new connection on the
-    next call.
+    Its whole life is :meth:`run`, a task the client's connection pool owns: connect,
+    authenticate, then a writer and a reader until the socket ends. When it ends, every
+    operation still in flight on it fails at once with a connection error; the client opens a
+    new connection on the next call.
     """
 
     def __init__(
@@ -117,6 +108,18 @@ class Connection:
         self._failure: LMStudioConnectionError | None = None
         self._cancel_scope: anyio.CancelScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.abandon_grace = ABANDON_GRACE
+        # Rejections come as warnings without an id (PROTOCOL.md §6 item 3). Requests up to
+        # _processed_upto are known to have passed validation; an order barrier after each
+        # burst of prediction channelCreates (which may wait silently in LM Studio's queue)
+        # keeps the set of possibly rejected ones small.
+        self._processed_upto = 0
+        self._barrier_id = 0
+        self._barrier_wanted = False
+        self._warnings_seen = 0
+        self._unknown_endpoints: set[str] = set()
+        # Abandoned channels still waiting for LM Studio to end them: their grace timers.
+        self._abandoned: dict[int, asyncio.TimerHandle] = {}
 
     def __repr__(self) -> str:
         state = "open" if self.alive else "closed"
@@ -133,6 +136,16 @@ class Connection:
     @property
     def alive(self) -> bool:
         return self._failure is None and self._loop is not None
+
+    @property
+    def retired(self) -> bool:
+        """LM Studio has used up its warnings on this socket, so it can no longer report a
+        rejected request: new work goes to a fresh socket, this one closes once idle."""
+        return self._warnings_seen >= WARNING_BUDGET
+
+    def endpoint_unknown(self, endpoint: str) -> bool:
+        """Whether LM Studio said on this socket that it does not know ``endpoint``."""
+        return endpoint in self._unknown_endpoints
 
     @property
     def open_channel_count(self) -> int:
@@ -169,9 +182,8 @@ class Connection:
                         )
                     except Exception as exc:
                         # A message this client failed to handle is a bug, but it must not
-                        # escape into the client's task group (that would cancel the user's
-                        # own code): it ends this socket like a drop, and the next call
-                        # reconnects.
+                        # end anything but this socket: it ends like a drop, and the next
+                        # call reconnects.
                         logger.exception("Failed to handle a message from LM Studio")
                         failure = LMStudioConnectionError(
                             f"Could not handle a message from LM Studio ({self.url}): {exc!r}. "
@@ -270,6 +282,7 @@ class Connection:
         channels, self._channels = self._channels, {}
         for channel in channels.values():
             channel._finish(_copy_error(failure))
+        self._stop_grace_timers(*self._abandoned)
         calls, self._calls = self._calls, {}
         for call in calls.values():
             if not call.future.done():
@@ -317,21 +330,80 @@ class Connection:
         """Register a channel, then queue its ``channelCreate`` (waiter before send, §2.4)."""
         self._check_alive()
         channel_id = next(self._ids)
+        # Encoded before it is registered: input that cannot be sent leaves nothing behind.
+        frame = encode_request(encode_channel_create, endpoint, channel_id, parameter)
         channel = Channel(self, channel_id, endpoint)
         self._channels[channel_id] = channel
         logger.debug("%s: channel %d (%s) opened", self.namespace, channel_id, endpoint)
-        self.enqueue(encode_channel_create(endpoint, channel_id, parameter))
+        self.enqueue(frame)
         return channel
+
+    def _want_barrier(self) -> None:
+        # One barrier per burst: creates queued in the same loop iteration share it.
+        if self._barrier_wanted or self._loop is None:
+            return
+        self._barrier_wanted = True
+        self._loop.call_soon(self._send_barrier)
+
+    def _send_barrier(self) -> None:
+        self._barrier_wanted = False
+        if self._barrier_id or self._failure is not None:
+            return  # one in flight already; its answer sends the next if creates followed
+        self._barrier_id = next(self._ids)
+        self.enqueue(encode_rpc_call("getModelInfo", self._barrier_id, BARRIER_PARAMETER))
+
+    def _processed(self, request_id: int) -> None:
+        """LM Studio answered ``request_id``: it validated every request sent before it."""
+        if request_id > self._processed_upto:
+            self._processed_upto = request_id
+        if request_id == self._barrier_id:
+            self._barrier_id = 0
+            if any(channel_id > request_id for channel_id in self._channels):
+                self._want_barrier()
+
+    def channel_abandoned(self, channel: Channel) -> None:
+        """Nobody reads ``channel`` any more and its cancel is queued. It keeps its
+        ``max_concurrent_predictions`` slot until LM Studio ends it, so the limit bounds what
+        runs there; a server that never does gets ``abandon_grace`` seconds, then the channel
+        is forgotten (slot freed, late packets ignored) so that nothing stays registered."""
+        if channel.ended or self._loop is None or self._channels.get(channel.id) is not channel:
+            return
+        if channel.id not in self._abandoned:
+            self._abandoned[channel.id] = self._loop.call_later(
+                self.abandon_grace, self._forget, channel
+            )
+
+    def _stop_grace_timers(self, *channel_ids: int) -> None:
+        for channel_id in channel_ids:
+            timer = self._abandoned.pop(channel_id, None)
+            if timer is not None:
+                timer.cancel()
+
+    def _forget(self, channel: Channel) -> None:
+        self._abandoned.pop(channel.id, None)
+        if self._channels.get(channel.id) is channel:
+            del self._channels[channel.id]
+            logger.debug(
+                "LM Studio did not end %r within %g s of its cancel; forgetting it",
+                channel,
+                self.abandon_grace,
+            )
+            channel._finish(
+                LMStudioTimeoutError(f"LM Studio did not confirm the cancel of {channel!r}.")
+            )
 
     async def open_prediction_channel(
         self, endpoint: str, parameter: Any = msgspec.UNSET
     ) -> Channel:
         """Open a prediction channel, first waiting (FIFO) for a ``max_concurrent_predictions``
-        slot. The slot is held until the channel ends or is abandoned, whichever comes first.
+        slot. The slot is held until LM Studio ends the channel, also after the caller
+        abandoned it (within :attr:`abandon_grace`, see :meth:`channel_abandoned`).
         """
         limiter = self._prediction_limiter
         if limiter is None:
-            return self.open_channel(endpoint, parameter)
+            channel = self.open_channel(endpoint, parameter)
+            self._want_barrier()
+            return channel
         self._check_alive()
         borrower = object()
         await limiter.acquire_on_behalf_of(borrower)
@@ -342,9 +414,10 @@ class Connection:
             limiter.release_on_behalf_of(borrower)
             raise
         channel._slot_release = lambda: limiter.release_on_behalf_of(borrower)
+        self._want_barrier()
         return channel
 
-    async def call(self, endpoint: str, parameter: Any = msgspec.UNSET) -> msgspec.Raw:
+    async def call(self, endpoint: str, parameter: Any = msgspec.UNSET) -> Payload:
         """Run one RPC and return its raw result (``null`` for a void result).
 
         Bounded by ``Timeouts.rpc`` unless the caller's own ``timeout=`` governs it.
@@ -352,10 +425,11 @@ class Connection:
         self._check_alive()
         assert self._loop is not None
         call_id = next(self._ids)
-        future: asyncio.Future[msgspec.Raw] = self._loop.create_future()
+        frame = encode_request(encode_rpc_call, endpoint, call_id, parameter)
+        future: asyncio.Future[Payload] = self._loop.create_future()
         self._calls[call_id] = _PendingCall(endpoint, future)
         try:
-            self.enqueue(encode_rpc_call(endpoint, call_id, parameter))
+            self.enqueue(frame)
             rpc_timeout = self.timeouts.rpc
             if rpc_timeout is None or explicit_deadline_active():
                 return await future
@@ -368,6 +442,8 @@ class Connection:
         finally:
             # Also on cancellation: a late result for this id is then simply ignored.
             self._calls.pop(call_id, None)
+            if self._warnings_seen >= WARNING_BUDGET:
+                self._close_if_retired()
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -378,9 +454,12 @@ class Connection:
             frame = await receive()
             try:
                 envelope = decode_envelope(frame)
-            except msgspec.DecodeError:
-                self._on_undecodable(frame)
-                continue
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                # Off the hot path: odd text (invalid UTF-8, lone surrogates) or no envelope.
+                recovered = self._recover(frame)
+                if recovered is None:
+                    continue
+                envelope = recovered
             # The hot path: a packet for an open channel is handed over without further work.
             if type(envelope) is ChannelSendIn:
                 channel = channels.get(envelope.channel_id)
@@ -393,10 +472,12 @@ class Connection:
         # Errors are built before the call or channel is unregistered: should building one
         # fail, the operation is still registered and fails with the connection (never hangs).
         if type(envelope) is RpcResultIn:
+            self._processed(envelope.call_id)
             call = self._calls.pop(envelope.call_id, None)
             if call is not None and not call.future.done():
                 call.future.set_result(envelope.result)
         elif type(envelope) is RpcErrorIn:
+            self._processed(envelope.call_id)
             if envelope.call_id in self._calls:
                 error = server_error_from_payload(envelope.error)
                 call = self._calls.pop(envelope.call_id)
@@ -405,27 +486,58 @@ class Connection:
         elif type(envelope) is ChannelCloseIn:
             channel = self._channels.pop(envelope.channel_id, None)
             if channel is not None:
+                self._stop_grace_timers(envelope.channel_id)
                 channel._finish(None)
                 logger.debug(
                     "%s: channel %d (%s) closed", self.namespace, channel.id, channel.endpoint
                 )
         elif type(envelope) is ChannelErrorIn:
             if envelope.channel_id in self._channels:
-                error = server_error_from_payload(envelope.error)
+                self._stop_grace_timers(envelope.channel_id)
+                error = server_error_from_payload(envelope.error, default=LMStudioChannelError)
                 self._channels.pop(envelope.channel_id)._finish(error)
                 logger.debug(
                     "%s: channel %d ended with an error", self.namespace, envelope.channel_id
                 )
         elif type(envelope) is CommunicationWarningIn:
             self._on_warning(envelope)
+        if self._warnings_seen >= WARNING_BUDGET:
+            self._close_if_retired()
         # channelAck, keepAliveAck and signal messages carry nothing a client of the public
         # endpoints needs; they are tolerated and dropped.
 
-    def _on_undecodable(self, frame: str | bytes) -> None:
+    def _recover(self, frame: str | bytes) -> Any:
+        """The envelope of a frame the strict decoder refused, or ``None`` if it has none."""
+        try:
+            return decode_lenient(frame)
+        except msgspec.DecodeError:
+            # JSON, but not an envelope this client knows: a newer server's, or a broken one.
+            self._on_undecodable(frame, json_ok=True)
+        except ValueError:
+            self._on_undecodable(frame, json_ok=False)
+        return None
+
+    def _on_undecodable(self, frame: str | bytes, *, json_ok: bool = False) -> None:
         # Unknown envelope types come from newer servers; malformed JSON from broken ones.
-        # Neither may take the connection down (PROTOCOL.md §6 item 4).
-        preview = frame[:200] if isinstance(frame, str) else frame[:200].decode("utf-8", "replace")
-        logger.warning("Ignoring a frame from LM Studio this client cannot use: %s", preview)
+        # Neither may take the connection down (PROTOCOL.md §6 item 4). But a frame that names
+        # an operation of ours was meant for it: that operation fails instead of waiting for
+        # something that was lost.
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        logger.warning("Ignoring a frame from LM Studio this client cannot use: %s", text[:200])
+        if json_ok and _RESPONSE_TYPE_IN_FRAME.search(text) is None:
+            return  # an envelope type from a newer server: not meant for one of ours
+        for match in _ID_IN_FRAME.finditer(text):
+            kind, request_id = match.group(1), int(match.group(2))
+            error = LMStudioProtocolError(
+                "LM Studio sent a frame for this operation that this client cannot read, so "
+                f"its content was lost: {text[:120]!r}"
+            )
+            if kind == "channelId" and request_id in self._channels:
+                self._channels.pop(request_id)._finish(error)
+            elif kind == "callId" and request_id in self._calls:
+                call = self._calls.pop(request_id)
+                if not call.future.done():
+                    call.future.set_exception(error)
 
     def _on_warning(self, warning: CommunicationWarningIn) -> None:
         # "channelUnknown" answers a cancel that crossed the server's end of the prediction
@@ -434,31 +546,72 @@ class Connection:
         logger.log(
             level, "LM Studio reported a protocol problem (%s): %s", warning.kind, warning.warning
         )
-        if warning.kind not in _REJECTING_KINDS:
-            return
-        match = _ENDPOINT_IN_WARNING.search(warning.warning)
+        self._warnings_seen += 1
+        if warning.kind in REJECTING_KINDS:
+            self._on_rejection(warning)
+        if self.retired:
+            logger.debug("LM Studio's warning budget on %s is used up; retiring it", self.url)
+            self._close_if_retired()
+
+    def _on_rejection(self, warning: CommunicationWarningIn) -> None:
+        kind = warning.kind or ""
+        match = ENDPOINT_IN_WARNING.search(warning.warning)
         endpoint = match.group(1) if match else None
 
         def rejected(name: str) -> EndpointRejected:
             return EndpointRejected(
-                f"LM Studio rejected the request to '{name}' ({warning.kind}): "
+                f"LM Studio rejected the request to '{name}' ({kind}): "
                 f"{warning.warning}. This usually means the LM Studio app is older than this "
                 "SDK expects; update LM Studio.",
-                kind=warning.kind or "",
+                kind=kind,
                 endpoint=name,
             )
 
-        if warning.kind.startswith("rpc"):
-            for call_id, call in list(self._calls.items()):
-                if endpoint in (None, call.endpoint) and not call.future.done():
-                    del self._calls[call_id]
-                    call.future.set_exception(rejected(call.endpoint))
-        else:
-            # Only channels that never heard from the server can be the rejected one.
-            for channel_id, channel in list(self._channels.items()):
-                if endpoint in (None, channel.endpoint) and channel.packets_received == 0:
-                    del self._channels[channel_id]
-                    channel._finish(rejected(channel.endpoint))
+        # Requests LM Studio already answered passed validation, and so did every request
+        # sent before one it answered: only later ones can be the rejected one.
+        floor = max(
+            [self._processed_upto]
+            + [channel_id for channel_id, c in self._channels.items() if c.packets_received]
+        )
+        if kind.startswith("rpc"):
+            calls = [
+                (call_id, call)
+                for call_id, call in self._calls.items()
+                if call_id > floor and endpoint in (None, call.endpoint) and not call.future.done()
+            ]
+            if endpoint is not None and kind.endswith(("EndpointUnknown", "EndpointUnhandled")):
+                self._unknown_endpoints.add(endpoint)
+            for call_id, call in calls:
+                del self._calls[call_id]
+                call.future.set_exception(rejected(call.endpoint))
+            return
+        channels = [
+            (channel_id, channel)
+            for channel_id, channel in self._channels.items()
+            if channel_id > floor
+            and channel.packets_received == 0
+            and endpoint in (None, channel.endpoint)
+        ]
+        if endpoint is not None and kind.endswith(("EndpointUnknown", "EndpointUnhandled")):
+            self._unknown_endpoints.add(endpoint)
+        if len(channels) > 1:
+            # Sent in one burst, before any barrier could separate them: which one was
+            # refused is unknowable. All fail, and each gets a cancel so that the ones LM
+            # Studio did accept do not keep generating unread.
+            logger.warning(
+                "LM Studio rejected one of %d requests to '%s' sent together; failing all of them",
+                len(channels),
+                endpoint,
+            )
+        for channel_id, channel in channels:
+            if len(channels) > 1:
+                channel.cancel()
+            del self._channels[channel_id]
+            channel._finish(rejected(channel.endpoint))
+
+    def _close_if_retired(self) -> None:
+        if self.retired and not self._channels and not self._calls and self._failure is None:
+            self.close(LMStudioConnectionError("This socket was retired (warning budget)."))
 
 
 def _copy_error(error: LMStudioConnectionError) -> LMStudioConnectionError:

@@ -8,6 +8,7 @@ import msgspec
 from .. import _telemetry
 from .._errors import LMStudioProtocolError, LMStudioUsageError
 from .._mux import Connection
+from .._protocol._mending import Payload, payload_value, sanitized
 from .._timeouts import operation_timeout
 from ..types.kv import KVConfig, KVField, single_layer_stack
 from ..types.load_config import EmbeddingLoadConfig, LLMLoadConfig
@@ -51,9 +52,15 @@ def instance_specifier(instance_reference: str) -> dict[str, Any]:
     return {"type": "instanceReference", "instanceReference": instance_reference}
 
 
-def decode_result(raw: msgspec.Raw, result_type: type[ResultT], endpoint: str) -> ResultT:
+def decode_result(raw: Payload, result_type: type[ResultT], endpoint: str) -> ResultT:
+    """Decode an RPC result; text that is not valid Unicode arrives mended (U+FFFD)."""
     try:
-        return msgspec.json.decode(raw, type=result_type)
+        if type(raw) is msgspec.Raw:
+            try:
+                return msgspec.json.decode(raw, type=result_type)
+            except UnicodeDecodeError:
+                pass
+        return msgspec.convert(sanitized(payload_value(raw)), result_type)
     except msgspec.ValidationError as exc:
         raise LMStudioProtocolError(
             f"LM Studio answered '{endpoint}' with a result this client cannot read: {exc}"
@@ -132,7 +139,7 @@ class ModelHandle(Generic[InfoT]):
         """The instance info as of when this handle was obtained or last :meth:`get_info`."""
         return self._info
 
-    async def _call(self, endpoint: str, parameter: dict[str, Any]) -> msgspec.Raw:
+    async def _call(self, endpoint: str, parameter: dict[str, Any]) -> Payload:
         connection = await self._source._connection(self._namespace_name)
         return await connection.call(endpoint, parameter)
 

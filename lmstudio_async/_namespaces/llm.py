@@ -7,7 +7,7 @@ import msgspec
 
 from .. import _telemetry
 from .._errors import LMStudioUsageError
-from .._mux import Channel
+from .._mux import Channel, EndpointRejected
 from .._prediction import PredictionCallbacks, PredictionStream
 from .._prediction._callbacks import (
     COMPLETION_CALLBACKS,
@@ -377,7 +377,9 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         before anything is sent.
 
         Cancelling the awaiting task cancels the running prediction in LM Studio and every
-        running tool.
+        running tool, and returns at once: a sync tool's worker thread cannot be interrupted,
+        so it finishes in the background and its result is discarded. A tool that itself
+        raises ``CancelledError`` (without ``act()`` being cancelled) counts as a failing tool.
         """
         from .._tools import ActCallbacks, run_act, to_tools  # tool use is opt-in: load on use
 
@@ -437,6 +439,14 @@ class LLM(ModelHandle[LLMInstanceInfo]):
 
     async def _open(self, endpoint: str, parameter: dict[str, Any]) -> Channel:
         connection = await self._source._connection("llm")
+        if connection.endpoint_unknown(endpoint):
+            # Answered once on this socket already: no need to spend a warning (LM Studio
+            # sends only five per socket) to learn it again; complete() falls back at once.
+            raise EndpointRejected(
+                f"LM Studio does not know the endpoint '{endpoint}'; update LM Studio.",
+                kind="channelEndpointUnknown",
+                endpoint=endpoint,
+            )
         return await connection.open_prediction_channel(endpoint, parameter)
 
     # -- model management (LLM-only part; the shared methods live on ModelHandle) -------------

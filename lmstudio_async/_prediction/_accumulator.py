@@ -50,7 +50,14 @@ class PredictionAccumulator:
 
     @property
     def content(self) -> str:
-        return "".join(self._parts)
+        parts = self._parts
+        if len(parts) == 1:
+            return parts[0]
+        # Keep the join: reading the text after every fragment then costs one copy of the
+        # text so far, not a walk over every fragment again.
+        joined = "".join(parts)
+        parts[:] = (joined,)
+        return joined
 
     def finish(
         self, success: PredictSuccess, response_format: ResponseFormat[Any] | None = None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
@@ -18,6 +19,7 @@ from .._errors import (
     server_error_from_payload,
 )
 from .._mux import Channel, ChannelClosed, EndpointRejected
+from .._protocol._mending import has_surrogates, mend_text
 from .._protocol.packets import (
     PREDICT_TYPES,
     FragmentPacket,
@@ -34,6 +36,7 @@ from .._protocol.packets import (
 from ..types.prediction import PredictionFragment, PredictionResult, PromptProcessingDetails
 from ._accumulator import PredictionAccumulator
 from ._callbacks import PredictionCallbacks, invoke
+from ._iterator import FragmentIterator
 from ._sse import server_sent_events as _server_sent_events
 
 if TYPE_CHECKING:
@@ -57,21 +60,34 @@ class PredictionStream(Generic[T]):
     ``T`` is the type of ``result.parsed``: ``str`` for plain predictions, the
     ``response_format`` type for structured ones.
 
-    Nothing starts until the handle is first iterated, awaited or entered. Leaving it unfinished
-    in any way (``break``, task cancellation, a timeout, leaving ``async with``, dropping it)
-    sends ``cancel`` to LM Studio and releases the channel.
+    Nothing starts until the handle is first iterated, awaited or entered, and however many
+    tasks do that at once, one handle runs at most one prediction in LM Studio. Leaving it
+    unfinished in any way (``break``, task cancellation, a timeout, leaving ``async with``,
+    dropping it) sends ``cancel`` to LM Studio and releases the channel.
 
     The handle is awaitable, not a coroutine: run a prediction as a task with
     ``asyncio.create_task(prediction.result())``.
+
+    Consumers: one ``async for`` at a time (a second one while the first is unfinished raises
+    :class:`LMStudioUsageError`); any number of tasks may ``await`` the result meanwhile, and
+    none of them waits on another task: whoever waits reads the stream, and fragments read by
+    ``result()`` are kept for the running ``async for``, which still sees every fragment.
+    Peeking is allowed: ``first = await anext(aiter(prediction))`` followed by an ``async
+    for`` continues with the second fragment. An iterator dropped unfinished (``break``) stops
+    the prediction unless the handle is iterated again before the task next yields to the event
+    loop (that is the peeking case).
     """
 
     # Thousands of predictions may be in flight at once: keep each one small.
     __slots__ = (
         "__weakref__",
         "_accumulator",
+        "_backlog",
         "_bounded",
+        "_break_pending",
         "_callbacks",
         "_cancel_requested",
+        "_carry",
         "_channel",
         "_consuming",
         "_deadline",
@@ -79,8 +95,10 @@ class PredictionStream(Generic[T]):
         "_done_waiters",
         "_error",
         "_fallback",
-        "_iterating_task",
+        "_iterator_serial",
+        "_iterators_opened",
         "_open_channel",
+        "_opening",
         "_parse_error",
         "_pending",
         "_progress_seen",
@@ -132,14 +150,25 @@ class PredictionStream(Generic[T]):
         self._parse_error: LMStudioStructuredOutputError | None = None
         self._error: BaseException | None = None
         self._cancel_requested = False
+        # True while one consumer reads the channel (others wait for it to hand over), and
+        # while one opens it (so concurrent first consumers start one prediction, not two).
         self._consuming = False
-        # The task running an ``async for`` over this handle, from its first step until the
-        # loop ends: between fragments it runs its loop body, and ``result()`` in another task
-        # must wait for it rather than take the packets it is about to read.
-        self._iterating_task: asyncio.Task[Any] | None = None
+        self._opening = False
+        # The unfinished ``async for`` iterator, by serial number (0: none). Ownership is
+        # structural: it is decided by which iterator was opened, never by which task runs it.
+        self._iterator_serial = 0
+        self._iterators_opened = 0
+        # An iterator was dropped unfinished: a ``break``, unless the handle is iterated again
+        # before the event loop runs (peeking with ``anext(aiter(prediction))``).
+        self._break_pending = False
+        # Fragments ``result()`` read while an ``async for`` was unfinished: delivered to it next.
+        self._backlog: deque[PredictionFragment] | None = None
         self._done_waiters: list[asyncio.Future[None]] | None = None
         self._progress_seen = 0.0
         self._tool_call_index = -1
+        # The first half of a surrogate pair that ended a fragment; the next fragment should
+        # begin with the second half (see _protocol/_mending.py).
+        self._carry = ""
 
     def __repr__(self) -> str:
         return (
@@ -155,7 +184,17 @@ class PredictionStream(Generic[T]):
     # -- public API ---------------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[PredictionFragment]:
-        return _FragmentIterator(self)
+        if self._iterator_serial:
+            raise LMStudioUsageError(
+                f"This {self._description} is already being iterated by an unfinished `async "
+                "for` (or `aiter()`); a prediction is iterated by one loop at a time. Other "
+                "tasks may `await prediction.result()` meanwhile."
+            )
+        self._iterators_opened += 1
+        self._iterator_serial = self._iterators_opened
+        # Iterating again right after an iterator was dropped continues the stream (peeking).
+        self._break_pending = False
+        return FragmentIterator(self, self._iterators_opened)
 
     def __await__(self) -> Generator[Any, None, PredictionResult[T]]:
         return self.result().__await__()
@@ -197,9 +236,16 @@ class PredictionStream(Generic[T]):
     async def result(self) -> PredictionResult[T]:
         """The final result; consumes what is left of the stream (no waiting after iteration).
 
+        Never waits on another task: if another consumer is reading the stream right now, this
+        waits for its next step and then reads on itself. Fragments it reads while an ``async
+        for`` is unfinished are kept for that loop. After a ``break`` the result is the partial
+        one, with stop reason ``userStopped``.
+
         With a ``response_format``, raises :class:`LMStudioStructuredOutputError` when the
         reply does not parse as that format (iteration itself ends normally).
         """
+        if self._break_pending:
+            self._resolve_break(self._iterators_opened)
         while True:
             if self._parse_error is not None:
                 raise self._parse_error
@@ -207,19 +253,15 @@ class PredictionStream(Generic[T]):
                 return self._result
             if self._error is not None:
                 raise self._error
-            iterating = self._iterating_task
-            if self._consuming or (
-                iterating is not None and iterating is not asyncio.current_task()
-            ):
-                # Another task is iterating; wait for it instead of competing for packets.
-                waiter = asyncio.get_running_loop().create_future()
-                if self._done_waiters is None:
-                    self._done_waiters = []
-                self._done_waiters.append(waiter)
-                await waiter
+            if self._consuming:
+                # Another consumer is reading: wait for its step, then read on ourselves.
+                await self._next_step()
                 continue
-            while await self._next_fragment() is not None:
-                pass
+            fragment = await self._next_fragment()
+            if fragment is not None and self._iterator_serial:
+                if self._backlog is None:
+                    self._backlog = deque()
+                self._backlog.append(fragment)
 
     async def cancel(self) -> None:
         """Ask LM Studio to stop. Iteration then ends normally; the result has stop reason
@@ -232,30 +274,48 @@ class PredictionStream(Generic[T]):
     # -- driving the channel --------------------------------------------------------------------
 
     async def _ensure_started(self) -> Channel:
+        while self._opening:
+            # Another consumer is opening the channel: one handle, one server prediction.
+            await self._next_step()
         if self._channel is not None:
             return self._channel
         if self._error is not None:
             raise self._error
-        opener = self._open_channel
-        assert opener is not None
         if self._telemetry is not None:
             self._telemetry.started()
-        if self._timeout is None:
-            channel = await opener()
-        else:
-            if self._deadline is None:
-                self._deadline = anyio.current_time() + self._timeout
-            opened: Channel | None = None
-            # Connecting and queueing for a max_concurrent_predictions slot count too.
-            with anyio.move_on_after(self._deadline - anyio.current_time()):
-                opened = await opener()
-            if opened is None:
-                raise self._timed_out(f"timeout={self._timeout:g} s")
-            channel = opened
+        self._opening = True
+        try:
+            channel = await self._open()
+        finally:
+            self._opening = False
+            self._wake_waiters()
         # The creation parameter (the whole chat) is not needed once the channel is open.
         self._open_channel = None
         self._attach(channel)
         return channel
+
+    async def _open(self) -> Channel:
+        opener = self._open_channel
+        assert opener is not None
+        if self._timeout is None:
+            return await opener()
+        if self._deadline is None:
+            self._deadline = anyio.current_time() + self._timeout
+        opened: Channel | None = None
+        # Connecting and queueing for a max_concurrent_predictions slot count too.
+        with anyio.move_on_after(self._deadline - anyio.current_time()):
+            opened = await opener()
+        if opened is None:
+            raise self._timed_out(f"timeout={self._timeout:g} s")
+        return opened
+
+    def _next_step(self) -> asyncio.Future[None]:
+        """A future completed when the current reader or opener steps back (or at the end)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._done_waiters is None:
+            self._done_waiters = []
+        self._done_waiters.append(waiter)
+        return waiter
 
     def _timed_out(self, limit: str) -> LMStudioTimeoutError:
         return LMStudioTimeoutError(
@@ -299,11 +359,8 @@ class PredictionStream(Generic[T]):
             if self._error is not None:
                 raise self._error
             return None
-        if self._consuming:
-            raise LMStudioUsageError(
-                f"Two tasks are iterating the same {self._description}; iterate it from one task "
-                "(other tasks may `await prediction.result()`)."
-            )
+        # Callers wait for the current reader first; reading concurrently would split packets.
+        assert not self._consuming, "two consumers read one prediction at once"
         self._consuming = True
         try:
             channel = self._channel or await self._ensure_started()
@@ -319,6 +376,8 @@ class PredictionStream(Generic[T]):
                         await channel.wait()
                         raw = channel.next_nowait()
                 packet = decode_packet(predict_packets, raw, PREDICT_TYPES)
+                if type(raw) is not msgspec.Raw or self._carry:
+                    packet = self._mend(packet)
                 if self._quiet and type(packet) is FragmentPacket:
                     return _accumulate(accumulator, packet)
                 fragment = await self._handle(packet)
@@ -354,6 +413,31 @@ class PredictionStream(Generic[T]):
             raise
         finally:
             self._consuming = False
+            if self._done_waiters:
+                self._wake_waiters()
+
+    def _mend(self, packet: object) -> object:
+        """Fragment text as LM Studio meant it: a surrogate pair split across two fragments is
+        joined; any other lone half becomes U+FFFD."""
+        if type(packet) is PredictSuccess and self._carry:
+            # The stream ended on half a pair: it was lone after all.
+            self._carry = ""
+            self._accumulator.add(PredictionFragment(content="\ufffd", tokens_count=0))
+        if type(packet) is not FragmentPacket:
+            return packet
+        assert isinstance(packet, FragmentPacket)
+        piece = packet.fragment
+        text = piece if isinstance(piece, str) else piece.content
+        text, self._carry = self._carry + text, ""
+        if has_surrogates(text):
+            if "\ud800" <= text[-1] <= "\udbff":
+                text, self._carry = text[:-1], text[-1]
+            text = mend_text(text)
+        if isinstance(piece, str):
+            return msgspec.structs.replace(packet, fragment=text)
+        return msgspec.structs.replace(
+            packet, fragment=msgspec.structs.replace(piece, content=text)
+        )
 
     def _can_fall_back(self) -> bool:
         return self._accumulator.fragment_count == 0 and self._result is None
@@ -368,14 +452,15 @@ class PredictionStream(Generic[T]):
         channel = self._channel
         if channel is None or self._state != _RUNNING or not self._quiet or self._consuming:
             return None
-        if self._pending is not None:
+        if self._pending is not None or self._carry:
             return None
         raw = channel.next_nowait()
         if raw is None:
             return None
         try:
             packet = predict_packets.decode(raw)
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, UnicodeDecodeError, TypeError):
+            # A packet to mend (see _protocol/_mending.py) or to recover: the slow path.
             self._pending = raw
             return None
         if type(packet) is not FragmentPacket:
@@ -425,7 +510,7 @@ class PredictionStream(Generic[T]):
             except LMStudioStructuredOutputError as exc:
                 self._parse_error = exc
             self._state = _DONE
-            self._wake_waiters()
+            self._ended()
             return None
         if kind is PromptProcessingProgress:
             assert isinstance(packet, PromptProcessingProgress)
@@ -491,23 +576,43 @@ class PredictionStream(Generic[T]):
         self._state = _FAILED
         if self._channel is not None:
             self._channel.abandon()
+        self._ended()
+
+    def _ended(self) -> None:
+        """The prediction ended with a result or an error (called exactly once)."""
+        if self._telemetry is not None:
+            self._telemetry.ended(self._result, self._error or self._parse_error)
         self._wake_waiters()
 
     def _wake_waiters(self) -> None:
-        # Called exactly once, when the prediction ended with a result or an error.
-        if self._telemetry is not None:
-            self._telemetry.ended(self._result, self._error or self._parse_error)
         waiters, self._done_waiters = self._done_waiters or (), None
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _iterator_dropped(self) -> None:
-        """The ``async for`` ended early (``break``): stop the server, keep what arrives.
+    def _iterator_released(self, serial: int) -> None:
+        """The iterator ``serial`` was dropped unfinished (runs in the client's loop thread)."""
+        if self._iterator_serial != serial:
+            return
+        self._iterator_serial = 0
+        if self._state != _RUNNING:
+            self._backlog = None
+            return
+        # Decide once the current step of this task is over: iterating again before that is
+        # peeking and continues the stream; anything else is a `break`.
+        self._break_pending = True
+        asyncio.get_running_loop().call_soon(self._resolve_break, self._iterators_opened)
+
+    def _resolve_break(self, opened: int) -> None:
+        """A dropped iterator that was not followed by a new one: stop the server.
 
         The handle itself stays usable: ``await prediction.result()`` then returns the partial
         result with stop reason ``userStopped``.
         """
+        if not self._break_pending or self._iterators_opened != opened:
+            return
+        self._break_pending = False
+        self._backlog = None
         if self._state == _RUNNING and self._channel is not None:
             self._channel.cancel()
             if self._telemetry is not None:
@@ -522,67 +627,3 @@ def _accumulate(accumulator: PredictionAccumulator, packet: FragmentPacket) -> P
     )
     accumulator.add(fragment)
     return fragment
-
-
-class _FragmentIterator:
-    """The ``async for`` view of a prediction. When it is dropped unfinished, it cancels."""
-
-    __slots__ = ("_stream", "_task")
-
-    def __init__(self, stream: PredictionStream[Any]) -> None:
-        self._stream = stream
-        self._task: asyncio.Task[Any] | None = None
-
-    def __aiter__(self) -> _FragmentIterator:
-        return self
-
-    def _release(self) -> None:
-        """The loop is over (ended, failed or dropped): a waiting ``result()`` may go on."""
-        stream = self._stream
-        if self._task is not None and stream._iterating_task is self._task:
-            stream._iterating_task = None
-            stream._wake_waiters()
-
-    async def __anext__(self) -> PredictionFragment:
-        stream = self._stream
-        if self._task is None:
-            self._task = stream._iterating_task = asyncio.current_task()
-        while True:
-            fragment = stream._take_buffered()
-            if fragment is not None:
-                return fragment
-            waiter = stream._idle_waiter()
-            if waiter is None:
-                break
-            # Waiting right here, on the channel's future, keeps a waiting prediction to one
-            # coroutine frame: thousands may be waiting at once.
-            stream._consuming = True
-            try:
-                await waiter
-            except BaseException as exc:
-                stream._abandon_on(exc)
-                self._release()
-                raise
-            finally:
-                stream._consuming = False
-        try:
-            fragment = await stream._next_fragment()
-        except BaseException:
-            self._release()
-            raise
-        if fragment is None:
-            self._release()
-            raise StopAsyncIteration
-        return fragment
-
-    def __del__(self) -> None:
-        stream = self._stream
-        if stream._iterating_task is None and stream._state != _RUNNING:
-            return  # the common case: the loop ran to its end
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return  # collected off-loop; the handle's own finalizer takes care of it
-        if stream._state == _RUNNING and stream._channel is not None:
-            stream._iterator_dropped()
-        self._release()

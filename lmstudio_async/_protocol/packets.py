@@ -19,6 +19,7 @@ from ..types.models import (
 )
 from ..types.prediction import PredictionFragment, PredictionStats, PromptProcessingDetails
 from ._lenient import recover_predict_packet
+from ._mending import Payload, payload_value, sanitized
 
 __all__ = [
     "AlreadyLoaded",
@@ -158,25 +159,45 @@ _any_packet: Final = msgspec.json.Decoder(dict[str, Any])
 
 
 def decode_packet(
-    decoder: msgspec.json.Decoder[_T], raw: msgspec.Raw, known: frozenset[str]
+    decoder: msgspec.json.Decoder[_T], raw: Payload, known: frozenset[str]
 ) -> _T | UnknownPacket:
     """Decode one channel packet; an unknown ``type`` becomes :class:`UnknownPacket`.
 
     A *known* packet that fails validation is a real protocol problem and raises
     :class:`msgspec.ValidationError` -- unless it is a predict packet carrying an enumeration
-    value newer than this client, which is accepted as a plain string.
+    value newer than this client, which is accepted as a plain string. A packet with invalid
+    UTF-8 or lone surrogates (see ``_mending``) is decoded with its text mended, not refused.
     """
+    packet: Any
+    if type(raw) is msgspec.Raw:
+        try:
+            return decoder.decode(raw)
+        except (msgspec.ValidationError, UnicodeDecodeError):
+            pass
+        try:
+            packet = _any_packet.decode(raw)
+        except UnicodeDecodeError:
+            packet = _mended_packet(decoder, raw)
+    else:
+        packet = _mended_packet(decoder, raw)
+    if not isinstance(packet, dict):
+        raise msgspec.ValidationError(f"Expected a packet object, got {type(packet).__name__}")
+    packet_type = packet.get("type")
+    if isinstance(packet_type, str) and packet_type not in known:
+        return UnknownPacket(packet_type)
     try:
-        return decoder.decode(raw)
+        converted: _T = msgspec.convert(packet, decoder.type)
+        return converted
     except msgspec.ValidationError:
-        packet = _any_packet.decode(raw)
-        packet_type = packet.get("type")
-        if isinstance(packet_type, str) and packet_type not in known:
-            return UnknownPacket(packet_type)
         if decoder is predict_packets:
             recovered: _T = recover_predict_packet(packet, PredictPacket)
             return recovered
         raise
+
+
+def _mended_packet(decoder: msgspec.json.Decoder[Any], raw: Payload) -> Any:
+    # Fragment text keeps lone surrogate halves: the stream joins a pair split across packets.
+    return sanitized(payload_value(raw), keep_fragment_text=decoder is predict_packets)
 
 
 PREDICT_TYPES: Final = frozenset(

@@ -7,7 +7,9 @@ task group inside the loop, so cancelling ``act`` cancels the running prediction
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeAlias
@@ -170,6 +172,16 @@ def _require_callable(name: str, callback: object) -> None:
 # predict(chat, final_round, prediction_callbacks) -> a prediction over ``chat``; on the final
 # round it must send ``tools: {type: "none"}``.
 Predict = Callable[[Chat, bool, PredictionCallbacks], PredictionStream[str]]
+
+
+def _cancelled_from_outside() -> bool:
+    """Whether the running task is being cancelled (an enclosing cancel scope, or a native
+    ``task.cancel()`` on 3.11+), as opposed to code inside it raising ``CancelledError``."""
+    if anyio.current_effective_deadline() == -math.inf:
+        return True
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling is not None and cancelling())
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -378,8 +390,17 @@ class _ToolRunner:
                     returned[i] = (await tool.call(arguments), None)
                 except Exception as exc:  # the tool's failure is reported to the model
                     returned[i] = (None, exc)
-                except cancelled:
-                    raise
+                except cancelled as exc:
+                    if _cancelled_from_outside():
+                        raise
+                    # The tool itself raised it (it awaited something cancelled elsewhere):
+                    # a tool failure like any other, not a cancellation of act().
+                    failure = LMStudioToolCallError(
+                        f"Tool {tool.name!r} raised {type(exc).__name__} although act() was not "
+                        "cancelled: it awaited something that was cancelled elsewhere."
+                    )
+                    failure.__cause__ = exc
+                    returned[i] = (None, failure)
                 except BaseException as exc:  # KeyboardInterrupt, SystemExit, the user's own
                     # control flow: stops the whole act() and reaches the caller unwrapped.
                     if not fatal:

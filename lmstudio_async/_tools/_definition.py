@@ -187,10 +187,17 @@ class Tool:
         return arguments
 
     async def call(self, arguments: dict[str, Any]) -> Any:
-        """Run the implementation with validated keyword arguments."""
+        """Run the implementation with validated keyword arguments.
+
+        A sync implementation runs in a worker thread. Cancelling the caller returns at once:
+        a thread cannot be interrupted, so it finishes in the background and its result is
+        discarded.
+        """
         if self._is_async:
             return await self.implementation(**arguments)
-        return await anyio.to_thread.run_sync(functools.partial(self.implementation, **arguments))
+        return await anyio.to_thread.run_sync(
+            functools.partial(self.implementation, **arguments), abandon_on_cancel=True
+        )
 
     def __repr__(self) -> str:
         params = ", ".join(self.parameters.get("properties", {}))

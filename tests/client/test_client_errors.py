@@ -145,3 +145,69 @@ async def test_a_misspelled_callback_is_named_with_the_closest_valid_one(model: 
         model.complete("hi", on_tool_call_request_start=print)  # type: ignore[call-overload]
     with pytest.raises(lms.LMStudioUsageError, match="must be a function"):
         model.respond("hi", on_first_token="yes")  # type: ignore[call-overload]
+
+
+# -- a prediction ended by channelError raises the documented LMStudioChannelError -------------
+
+
+async def test_channel_error_raises_lmstudio_channel_error(
+    simulator: Simulator, client: lms.LMStudioClient, model: lms.LLM
+) -> None:
+    simulator.script(
+        MODEL, ScriptedReply(content="a b c d", faults=Faults(channel_error_after_fragments=2))
+    )
+    with pytest.raises(lms.LMStudioChannelError) as caught:
+        await model.respond("go")
+    assert isinstance(caught.value, lms.LMStudioServerError), "what callers catch today"
+    await simulator.wait_for(lambda: client._open_channel_count() == 0)
+
+
+# -- text that is not valid Unicode: a usage error naming where, nothing registered or sent -----
+
+UNENCODABLE = "caf\udce9"  # what sys.argv holds for a non-UTF-8 argument
+
+
+def _sent_requests(simulator: Simulator, namespace: str) -> int:
+    return sum(
+        1
+        for frame in simulator.frames_received(namespace)
+        if frame.get("type") in ("channelCreate", "rpcCall")
+    )
+
+
+@pytest.mark.parametrize("method", ["respond", "complete", "act"])
+async def test_unencodable_prediction_input_is_a_usage_error(
+    simulator: Simulator, client: lms.LMStudioClient, model: lms.LLM, method: str
+) -> None:
+    before = _sent_requests(simulator, "llm")
+
+    def tool(x: int) -> int:
+        """Doubles x."""
+        return 2 * x
+
+    async def call() -> object:
+        if method == "respond":
+            return await model.respond(UNENCODABLE)
+        if method == "complete":
+            return await model.complete(UNENCODABLE)
+        return await model.act(UNENCODABLE, [tool])
+
+    with pytest.raises(lms.LMStudioUsageError, match="not valid Unicode") as caught:
+        await call()
+    where = "at rawPrompt" if method == "complete" else "at history.messages[0].content[0].text"
+    assert where in str(caught.value)
+    assert not isinstance(caught.value, UnicodeError)
+    assert client._open_channel_count() == 0, "nothing stays registered"
+    assert _sent_requests(simulator, "llm") == before, "nothing was sent"
+    assert (await model.respond("still fine")).content == "You said: still fine"
+
+
+async def test_unencodable_embedding_input_is_a_usage_error(
+    simulator: Simulator, client: lms.LMStudioClient
+) -> None:
+    embedder = await client.embedding.model()
+    before = _sent_requests(simulator, "embedding")
+    with pytest.raises(lms.LMStudioUsageError, match="inputString"):
+        await embedder.embed(UNENCODABLE)
+    assert client._pool.pending_call_count() == 0
+    assert _sent_requests(simulator, "embedding") == before

@@ -224,3 +224,21 @@ async def test_result_inside_the_loop_body_finishes_the_stream(model: lms.LLM) -
             result = await prediction.result()
             break
     assert result.content == "You said: one two three"
+
+
+async def test_reading_content_inside_the_loop_sees_the_text_so_far(
+    simulator: Simulator, model: lms.LLM
+) -> None:
+    # The README's `if len(prediction.content) > 200` pattern: each read is the text so far,
+    # kept joined between reads (no walk over every fragment again), reasoning split intact.
+    simulator.script(MODEL, ScriptedReply(reasoning="Think hard.", content="forty two and more"))
+    prediction = model.respond("Why?")
+    so_far = ""
+    async for fragment in prediction:
+        so_far += fragment.content
+        assert prediction.content == so_far
+        assert prediction.content == so_far, "a second read gives the same text"
+    result = await prediction
+    assert result.content == so_far
+    assert result.reasoning_content == "Think hard."
+    assert result.non_reasoning_content == "forty two and more"

@@ -35,13 +35,26 @@ class FakeServer:
         self.end = end
 
     async def receive(self) -> dict[str, Any]:
-        frame = await self.end.receive()
-        decoded: dict[str, Any] = json.loads(frame)
-        return decoded
+        """The next frame, skipping the client's order barriers (left unanswered here)."""
+        while True:
+            frame = await self.end.receive()
+            decoded: dict[str, Any] = json.loads(frame)
+            if not _is_barrier(decoded):
+                return decoded
 
     async def send(self, message: dict[str, Any] | str) -> None:
         frame = message if isinstance(message, str) else json.dumps(message)
         await self.end.send(frame.encode())
+
+
+def _is_barrier(frame: dict[str, Any]) -> bool:
+    parameter = frame.get("parameter")
+    return (
+        frame.get("endpoint") == "getModelInfo"
+        and isinstance(parameter, dict)
+        and parameter.get("throwIfNotFound") is False
+        and "lmstudio-async-order-barrier" in json.dumps(parameter)
+    )
 
 
 @asynccontextmanager
@@ -83,7 +96,9 @@ async def test_rpc_results_and_errors_are_routed_by_call_id() -> None:
 
         async def call(name: str) -> None:
             try:
-                results[name] = msgspec.json.decode(await connection.call(name))
+                raw = await connection.call(name)
+                assert isinstance(raw, msgspec.Raw)
+                results[name] = msgspec.json.decode(raw)
             except LMStudioModelNotFoundError as exc:
                 results[name] = exc
 

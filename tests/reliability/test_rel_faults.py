@@ -189,7 +189,7 @@ async def test_malformed_error_payload_fails_only_that_prediction(
         model = await client.llm.model(MODEL)
         with anyio.fail_after(5), pytest.raises(lms.LMStudioServerError) as caught:
             await model.respond("go")
-        assert type(caught.value) is lms.LMStudioServerError
+        assert type(caught.value) is lms.LMStudioChannelError
         assert caught.value.code is None
         assert "Something broke" in str(caught.value)
         await _assert_clean(sim, client)

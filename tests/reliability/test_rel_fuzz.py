@@ -1,8 +1,10 @@
 """Property-based fuzzing of the receive path: hostile frames from the server never escape the
 receive loop as anything but an LMStudioError on the affected operation, and never hang it.
 
-A Connection runs over the in-memory transport against a fake server that interleaves
-arbitrary and mutated frames with a valid prediction and a valid RPC answer.
+A Connection runs against a fake server that interleaves arbitrary and mutated frames with a
+valid prediction and a valid RPC answer: over the in-memory transport, and over a real
+loopback websocket with the frames as raw bytes (what aiohttp hands over unchecked, e.g.
+invalid UTF-8, decides what reaches the decoders).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import json
 from typing import Any
 
+import aiohttp
 import anyio
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -21,34 +24,13 @@ from lmstudio_async import LMStudioError
 from lmstudio_async._mux import Connection
 from lmstudio_async._prediction import PredictionCallbacks, PredictionStream
 from lmstudio_async._protocol.auth import Credentials
-from lmstudio_async._transport import Transport
-from lmstudio_async._transport.memory import MemoryTransport, memory_transport_pair
+from lmstudio_async._transport import Transport, TransportClosed
+from lmstudio_async._transport.memory import memory_transport_pair
+from lmstudio_async._transport.websocket import WebSocketTransport
+from reliability.raw_server import SUCCESS, ServerEnd, serve_raw
 
 CREDENTIALS = Credentials("guest:fuzz", "secret", from_token=False)
 WORDS = ["alpha ", "beta ", "gamma ", "delta"]
-SUCCESS: dict[str, Any] = {
-    "type": "success",
-    "stats": {"stopReason": "eosFound", "predictedTokensCount": 4},
-    "modelInfo": {
-        "type": "llm",
-        "modelKey": "qwen2.5-7b-instruct",
-        "format": "gguf",
-        "displayName": "Qwen2.5 7B Instruct",
-        "publisher": "lmstudio-community",
-        "path": "lmstudio-community/Qwen2.5-7B-Instruct-GGUF/Qwen2.5-7B-Instruct-Q4_K_M.gguf",
-        "sizeBytes": 4683073952,
-        "architecture": "qwen2",
-        "paramsString": "7B",
-        "vision": False,
-        "trainedForToolUse": True,
-        "maxContextLength": 32768,
-        "identifier": "qwen2.5-7b-instruct",
-        "instanceReference": "inst-1",
-        "ttlMs": None,
-        "lastUsedTime": None,
-        "contextLength": 4096,
-    },
-}
 
 json_values = st.recursive(
     st.none()
@@ -132,19 +114,45 @@ def hostile_frames(channel_id: int) -> st.SearchStrategy[bytes]:
 
 
 async def _exchange(
-    junk_plan: list[tuple[int, list[bytes]]], *, junk_is_unparseable: bool = False
+    junk_plan: list[tuple[int, list[bytes]]],
+    *,
+    junk_is_unparseable: bool = False,
+    over: str = "memory",
 ) -> None:
+    if over == "websocket":
+
+        async def serve(end: ServerEnd) -> None:
+            await _serve(end, junk_plan)
+
+        async with serve_raw(serve) as server, aiohttp.ClientSession() as session:
+
+            async def connect(url: str) -> Transport:
+                return await WebSocketTransport.connect(session, f"ws://{server.base_url}/llm")
+
+            await _drive(connect, junk_is_unparseable)
+        return
     client_end, server_end = memory_transport_pair()
 
     async def factory(url: str) -> Transport:
         return client_end
 
+    async def serve_memory() -> None:
+        with contextlib.suppress(TransportClosed):  # the client hung up: the exchange is over
+            await _serve(server_end, junk_plan)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve_memory)
+        await _drive(factory, junk_is_unparseable)
+        tg.cancel_scope.cancel()
+    await server_end.aclose()
+
+
+async def _drive(factory: Any, junk_is_unparseable: bool) -> None:
     connection = Connection(
         namespace="llm", url="ws://memory/llm", credentials=CREDENTIALS, transport_factory=factory
     )
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_serve, server_end, junk_plan)
             await tg.start(connection.run)
             stream: PredictionStream[str] = PredictionStream(
                 open_channel=_opener(connection), callbacks=PredictionCallbacks()
@@ -158,13 +166,13 @@ async def _exchange(
                 except LMStudioError:
                     pass  # hostile data aimed at our channel may fail it, with our error type
                 else:
-                    assert result.content == "".join(WORDS)
+                    # Text may be mended (U+FFFD) but is never a codec error or unencodable.
+                    result.content.encode("utf-8")
             assert connection.alive, "hostile frames never take the connection down"
             # A hostile warning may reject every pending RPC: then with our error type.
             with contextlib.suppress(LMStudioError):
                 await connection.call("version")
             tg.cancel_scope.cancel()
-    await server_end.aclose()
 
 
 def _opener(connection: Connection) -> Any:
@@ -174,7 +182,7 @@ def _opener(connection: Connection) -> Any:
     return open_channel
 
 
-async def _serve(end: MemoryTransport, junk_plan: list[tuple[int, list[bytes]]]) -> None:
+async def _serve(end: Any, junk_plan: list[tuple[int, list[bytes]]]) -> None:
     await end.receive()  # authentication
     await end.send(b'{"success": true}')
     create = json.loads(await end.receive())
@@ -217,6 +225,44 @@ def test_hostile_frames_never_escape_the_receive_loop(
     junk_plan: list[tuple[int, list[bytes]]],
 ) -> None:
     anyio.run(_exchange, junk_plan)
+
+
+# Text-level hostility only the byte path shows: invalid UTF-8 and lone surrogate escapes,
+# spliced into otherwise valid frames, including our own channel's fragments.
+odd_text = st.sampled_from(
+    [b"\xff", b"\xc3", b"\xed\xa0\xbd", b"\\ud83d", b"\\ude00", b"\\ud83d\\ude00", b"\x00"]
+)
+
+
+@st.composite
+def odd_text_frames(draw: st.DrawFn) -> bytes:
+    frame = draw(mutated_envelopes(1) | st.just(b'{"type":"rpcResult","callId":2,"result":"x"}'))
+    if draw(st.booleans()):
+        word = draw(st.sampled_from(WORDS)).strip()
+        frame = (
+            b'{"type":"channelSend","channelId":1,"message":{"type":"fragment",'
+            b'"fragment":{"content":"' + word.encode() + b'","tokensCount":1}}}'
+        )
+    at = draw(st.integers(0, len(frame)))
+    return frame[:at] + draw(odd_text) + frame[at:]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, len(WORDS) + 1),
+            st.lists(hostile_frames(1) | odd_text_frames(), max_size=4),
+        ),
+        max_size=4,
+    )
+)
+def test_hostile_bytes_over_a_real_websocket(junk_plan: list[tuple[int, list[bytes]]]) -> None:
+    anyio.run(functools.partial(_exchange, junk_plan, over="websocket"))
 
 
 @settings(max_examples=100, deadline=None)

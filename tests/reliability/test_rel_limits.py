@@ -1,0 +1,239 @@
+"""max_concurrent_predictions bounds what runs in LM Studio, not just what the caller reads."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import anyio
+import pytest
+
+import lmstudio_async as lms
+from lmstudio_async.testing import ScriptedReply, Simulator
+from reliability.raw_server import SUCCESS, ServerEnd, serve_raw
+
+pytestmark = pytest.mark.anyio
+
+MODEL = "qwen2.5-7b-instruct"
+MODEL_INFO: dict[str, Any] = SUCCESS["modelInfo"]
+
+
+async def test_abandoned_predictions_keep_their_slot_until_lm_studio_ends_them(
+    simulator: Simulator,
+) -> None:
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, sum(1 for p in simulator.predictions if p.status == "running"))
+            await anyio.sleep(0.001)
+
+    async with lms.LMStudioClient(simulator.base_url, max_concurrent_predictions=2) as client:
+        model = await client.llm.model(MODEL)
+
+        async def abandon_after_first_fragment() -> None:
+            simulator.script(MODEL, ScriptedReply(content="x " * 200, tokens_per_second=200))
+            with anyio.CancelScope() as scope:
+                async for _ in model.respond("go"):
+                    scope.cancel()  # at the next await: abandoned mid-stream, not finished
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                async with anyio.create_task_group() as burst:
+                    for _ in range(8):
+                        burst.start_soon(abandon_after_first_fragment)
+                tg.cancel_scope.cancel()
+        await simulator.wait_for(lambda: client._open_channel_count() == 0)
+    assert len(simulator.predictions) > 2
+    assert peak <= 2, f"{peak} predictions ran in LM Studio at once with a limit of 2"
+
+
+async def test_a_cancel_never_confirmed_frees_the_slot_after_a_bounded_grace() -> None:
+    created: list[int] = []
+
+    async def handler(end: ServerEnd) -> None:
+        await end.accept_auth()
+        while True:
+            frame = await end.receive_json()
+            if frame["type"] == "rpcCall":
+                await end.send_json(
+                    {"type": "rpcResult", "callId": frame["callId"], "result": MODEL_INFO}
+                )
+            elif frame["type"] == "channelCreate":
+                # Streams one fragment, then ignores everything, cancel included.
+                created.append(frame["channelId"])
+                await end.send_json(
+                    {
+                        "type": "channelSend",
+                        "channelId": frame["channelId"],
+                        "message": {"type": "fragment", "fragment": {"content": "x"}},
+                    }
+                )
+
+    async with (
+        serve_raw(handler) as server,
+        lms.LMStudioClient(server.base_url, max_concurrent_predictions=1) as client,
+    ):
+        model = await client.llm.model()
+        (await client._connection("llm")).abandon_grace = 0.5
+        first = model.respond("one")
+        await anext(aiter(first))
+        del first
+        gc.collect()  # abandoned: cancel sent, never confirmed
+        second = model.respond("two")
+        with anyio.fail_after(10):
+            await anext(aiter(second))  # gets the slot once the grace has passed
+        assert len(created) == 2
+        assert client._open_channel_count() == 1, "the abandoned channel is forgotten"
+
+
+# -- rejections: only the rejected request fails; no call waits on a warning never sent --------
+
+
+def _is_barrier(frame: dict[str, Any]) -> bool:
+    parameter = frame.get("parameter")
+    return isinstance(parameter, dict) and parameter.get("throwIfNotFound") is False
+
+
+class _Warnings:
+    """LM Studio's per-socket warning budget: at most five, then silence."""
+
+    def __init__(self, end: ServerEnd) -> None:
+        self.end = end
+        self.sent = 0
+
+    async def send(self, kind: str, text: str) -> None:
+        if self.sent < 5:
+            self.sent += 1
+            await self.end.send_json(
+                {"type": "communicationWarning", "kind": kind, "warning": text}
+            )
+
+
+async def _stream_reply(end: ServerEnd, channel_id: int, text: str) -> None:
+    fragment = {"type": "fragment", "fragment": {"content": text, "tokensCount": 1}}
+    await end.send_json({"type": "channelSend", "channelId": channel_id, "message": fragment})
+    await end.send_json({"type": "channelSend", "channelId": channel_id, "message": SUCCESS})
+    await end.send_json({"type": "channelClose", "channelId": channel_id})
+
+
+def _prompt(frame: dict[str, Any]) -> str:
+    parameter = frame["creationParameter"]
+    if "rawPrompt" in parameter:
+        return str(parameter["rawPrompt"])
+    return str(parameter["history"]["messages"][-1]["content"][0]["text"])
+
+
+async def _answer_rpc(end: ServerEnd, frame: dict[str, Any]) -> None:
+    result = {} if _is_barrier(frame) else {"result": MODEL_INFO}
+    await end.send_json({"type": "rpcResult", "callId": frame["callId"], **result})
+
+
+async def test_a_rejected_channel_create_fails_only_itself() -> None:
+    waiting: list[int] = []
+    ten_waiting_and_confirmed = anyio.Event()
+    cancels: list[int] = []
+
+    async def handler(end: ServerEnd) -> None:
+        warnings = _Warnings(end)
+        await end.accept_auth()
+        while True:
+            frame = await end.receive_json()
+            if frame["type"] == "rpcCall":
+                await _answer_rpc(end, frame)
+                if _is_barrier(frame) and len(waiting) == 10:
+                    ten_waiting_and_confirmed.set()
+            elif frame["type"] == "channelCreate":
+                if _prompt(frame) == "bad":
+                    await warnings.send(
+                        "channelCreationParameterTypeError",
+                        "Received invalid creationParameter for channel, endpointName = predict",
+                    )
+                    for channel_id in waiting:  # LM Studio gets to the queued ones now
+                        await _stream_reply(end, channel_id, f"reply {channel_id}")
+                else:
+                    waiting.append(frame["channelId"])  # queued in LM Studio: silent for now
+            elif frame["type"] == "channelSend":
+                cancels.append(frame["channelId"])
+
+    async with serve_raw(handler) as server, lms.LMStudioClient(server.base_url) as client:
+        model = await client.llm.model()
+        results: list[str] = []
+
+        async def good(index: int) -> None:
+            results.append((await model.respond(f"good {index}")).content)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for index in range(10):
+                    tg.start_soon(good, index)
+                await ten_waiting_and_confirmed.wait()
+                with pytest.raises(lms.LMStudioProtocolError, match="rejected"):
+                    await model.respond("bad")
+        assert len(results) == 10, "the ten good predictions continued"
+        assert cancels == [], "nothing was cancelled"
+        assert client._open_channel_count() == 0
+
+
+async def test_complete_on_a_server_without_complete_raw_text_never_hangs() -> None:
+    warnings_sent: list[int] = []
+
+    async def handler(end: ServerEnd) -> None:
+        warnings = _Warnings(end)
+        await end.accept_auth()
+        while True:
+            frame = await end.receive_json()
+            if frame["type"] == "rpcCall":
+                await _answer_rpc(end, frame)
+            elif frame["type"] == "channelCreate":
+                if frame["endpoint"] == "completeRawText":
+                    await warnings.send(
+                        "channelEndpointUnknown",
+                        "Received channelCreate for unknown endpoint, endpointName = "
+                        "completeRawText",
+                    )
+                    warnings_sent.append(1)
+                else:
+                    await _stream_reply(end, frame["channelId"], "continued")
+
+    async with serve_raw(handler) as server, lms.LMStudioClient(server.base_url) as client:
+        model = await client.llm.model()
+        with anyio.fail_after(10):
+            for _ in range(7):  # more than LM Studio's five warnings per socket
+                assert (await model.complete("Once upon")).content == "continued"
+    assert len(warnings_sent) == 1, "the answer is remembered for the socket"
+
+
+async def test_a_used_up_warning_budget_does_not_make_complete_hang() -> None:
+    sockets = 0
+
+    async def handler(end: ServerEnd) -> None:
+        nonlocal sockets
+        sockets += 1
+        first_socket = sockets == 1
+        warnings = _Warnings(end)
+        await end.accept_auth()
+        while True:
+            frame = await end.receive_json()
+            if frame["type"] == "rpcCall":
+                await _answer_rpc(end, frame)
+            elif frame["type"] == "channelCreate" and frame["endpoint"] == "predict":
+                await _stream_reply(end, frame["channelId"], "continued")
+                if first_socket:
+                    # Five cancels that crossed the end of a prediction: the budget is gone.
+                    for _ in range(5):
+                        await warnings.send("channelUnknown", "Received channelSend for unknown")
+            elif frame["type"] == "channelCreate":
+                await warnings.send(
+                    "channelEndpointUnknown",
+                    "Received channelCreate for unknown endpoint, endpointName = completeRawText",
+                )
+
+    async with serve_raw(handler) as server, lms.LMStudioClient(server.base_url) as client:
+        model = await client.llm.model()
+        with anyio.fail_after(10):
+            assert (await model.respond("hi")).content == "continued"
+            assert (await model.complete("Once upon")).content == "continued"
+    assert sockets >= 2, "the exhausted socket was replaced"
