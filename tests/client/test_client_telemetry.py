@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -131,7 +132,7 @@ async def test_a_cancelled_task_ends_its_span_as_cancelled_not_failed(
     assert span.status.status_code is StatusCode.UNSET
 
 
-async def test_a_break_ends_the_span_at_once(
+async def test_a_break_ends_the_span_when_the_loop_next_runs(
     telemetry: Telemetry, simulator: Simulator, model: lms.LLM
 ) -> None:
     story = " ".join(f"word{n}" for n in range(300))
@@ -139,6 +140,9 @@ async def test_a_break_ends_the_span_at_once(
     prediction = model.respond("Tell me a story")
     async for _ in prediction:
         break
+    # A `break` is told from peeking at the next turn of the event loop (see PredictionStream):
+    # the span ends then, without waiting for LM Studio to confirm the cancel.
+    await asyncio.sleep(0)
     (span,) = telemetry.finished()
     assert dict(span.attributes or {})["lmstudio.cancelled"] is True
     await prediction.result()  # the partial result: no second span
@@ -154,11 +158,11 @@ async def test_a_failed_prediction_has_error_status_and_type(
     (span,) = telemetry.finished()
     assert span.status.status_code is StatusCode.ERROR
     attributes = dict(span.attributes or {})
-    assert attributes["error.type"] == "lmstudio_async.LMStudioServerError"
+    assert attributes["error.type"] == "lmstudio_async.LMStudioChannelError"
     assert attributes["lmstudio.cancelled"] is False
     assert [event.name for event in span.events] == ["exception"]
     ((metric_attributes, _),) = telemetry.points("gen_ai.client.operation.duration")
-    assert metric_attributes["error.type"] == "lmstudio_async.LMStudioServerError"
+    assert metric_attributes["error.type"] == "lmstudio_async.LMStudioChannelError"
 
 
 async def test_completion_embedding_and_load_get_their_spans(
