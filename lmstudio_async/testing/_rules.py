@@ -77,21 +77,28 @@ async def choose_reply(rules: Sequence[Rule], request: PredictionRequest) -> Scr
     for rule in rules:
         if rule.exhausted or not rule.matches(request):
             continue
+        # Count the use at match time: an async responder yields to the event loop, and a
+        # concurrent prediction must not find the rule still live and overrun ``times``.
+        rule.used += 1
         reply = rule.reply
-        if not isinstance(reply, ScriptedReply):
+        if isinstance(reply, ScriptedReply):
+            return reply
+        try:
             produced = reply(request)
             if inspect.isawaitable(produced):
                 produced = await produced
-            if produced is None:
-                continue
-            if not isinstance(produced, ScriptedReply):
-                raise TypeError(
-                    f"a rule's responder returned {type(produced).__name__}; "
-                    "return a ScriptedReply or None"
-                )
-            reply = produced
-        rule.used += 1
-        return reply
+        except BaseException:
+            rule.used -= 1  # it never answered (a failing or cancelled responder)
+            raise
+        if produced is None:
+            rule.used -= 1  # it passed: the use goes back for the next prediction
+            continue
+        if not isinstance(produced, ScriptedReply):
+            raise TypeError(
+                f"a rule's responder returned {type(produced).__name__}; "
+                "return a ScriptedReply or None"
+            )
+        return produced
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import anyio
 import pytest
 
 import lmstudio_async as lms
@@ -87,6 +88,54 @@ async def test_a_responder_sees_the_request_and_may_pass() -> None:
     assert first.config["llm.prediction.temperature"] == 0.25
     assert first.tools == []
     assert first.history is not None
+
+
+async def test_a_times_1_rule_answers_one_of_two_concurrent_predictions() -> None:
+    # The use is counted when the rule matches, not after its async responder returns: the
+    # second prediction arrives while the first is still inside the responder.
+    calls = 0
+    gate = anyio.Event()
+
+    async def slow(request: PredictionRequest) -> ScriptedReply:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await gate.wait()
+        return ScriptedReply(content="ONCE")
+
+    async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
+        rule = sim.add_rule(slow, times=1)
+        model = await client.llm.model(MODEL)
+        first: list[str] = []
+
+        async def ask_first() -> None:
+            first.append((await model.respond("a")).content)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask_first)
+            await sim.wait_for(lambda: calls == 1)
+            second = (await model.respond("b")).content
+            gate.set()
+    assert (first, second) == (["ONCE"], "You said: b")
+    assert (calls, rule.used) == (1, 1)
+
+
+async def test_a_responder_that_passes_or_fails_gives_its_use_back() -> None:
+    async def fail_once(request: PredictionRequest) -> ScriptedReply | None:
+        if request.last_user_message == "boom":
+            raise RuntimeError("responder bug")
+        return None if request.last_user_message == "pass" else ScriptedReply(content="ok")
+
+    async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
+        rule = sim.add_rule(fail_once, times=1)
+        model = await client.llm.model(MODEL)
+        with pytest.raises(lms.LMStudioServerError):
+            await model.respond("boom")
+        assert (await model.respond("pass")).content == "You said: pass"
+        assert rule.used == 0
+        assert (await model.respond("go")).content == "ok"
+        assert (await model.respond("go")).content == "You said: go"
+    assert rule.used == 1
 
 
 async def test_rules_come_before_the_queue_which_comes_before_the_default() -> None:
