@@ -7,7 +7,8 @@ acts on the answer. Counts refer to fragments already sent on the prediction, so
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Any
 
 __all__ = ["EndpointFault", "Faults"]
@@ -50,9 +51,50 @@ class Faults:
     """Never acknowledge ``cancel``: once one arrives the prediction goes silent (no more
     fragments, no ``success``, no ``channelClose``) until the socket closes."""
     load_failure_at_progress: float | None = None
-    """Model loads report progress up to this fraction (0..1), then fail with ``load_error``."""
+    """A fraction from 0 to 1: model loads report progress (in quarters) up to it, report
+    exactly this fraction, then fail with ``load_error``; ``0`` fails before any progress and
+    ``1.0`` after reporting full progress."""
     load_error: dict[str, Any] | None = None
     """The serialized LM Studio error a failing load ends with (a generic one if ``None``)."""
+
+    def __post_init__(self) -> None:
+        # Checked here, not where used: a bad value would otherwise surface as a hang (an
+        # infinite delay) or a crash deep inside a connection, far from the test that set it.
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is None or isinstance(value, bool):
+                continue
+            if spec.name == "load_error":
+                if not isinstance(value, dict) or not isinstance(value.get("title"), str):
+                    raise ValueError(
+                        "Faults.load_error must be a serialized LM Studio error with a 'title' "
+                        "(build one with lmstudio_error(...))"
+                    )
+            elif spec.name.endswith("_fragments"):
+                _check_count(f"Faults.{spec.name}", value)
+            elif spec.name == "load_failure_at_progress":
+                if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                    raise ValueError(
+                        f"Faults.load_failure_at_progress must be a fraction from 0 to 1 "
+                        f"(0.5 = fail halfway), not {value!r}"
+                    )
+            else:
+                check_seconds(f"Faults.{spec.name}", value)
+
+
+def check_seconds(name: str, value: object) -> None:
+    """``ValueError`` unless ``value`` is a finite, non-negative number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number of seconds, 0 or more, not {value!r}")
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"{name} must be a whole number of fragments, 0 or more (None: never), not {value!r}"
+        )
 
 
 @dataclass(kw_only=True, eq=False)
