@@ -106,7 +106,8 @@ class EndpointFault:
     with that serialized error (``rpcError``) instead of running the call; ``raw_result`` answers
     ``rpcResult`` with these bytes verbatim as the ``result`` JSON value (so it may hold lone
     ``\\ud83d`` escapes or invalid UTF-8); ``delay`` holds the answer back that many seconds.
-    For channels: ``reject=True`` answers ``channelCreate`` with only a
+    For channels: ``error`` ends the channel with that ``channelError`` right after
+    ``channelCreate``; ``reject=True`` answers ``channelCreate`` with only a
     ``channelCreationParameterTypeError`` warning (within the connection's five-warning
     budget), as LM Studio does for a bad creation parameter. ``times`` bounds how many calls
     it hits (``None``: every call); ``used`` counts them.

@@ -185,6 +185,39 @@ async def test_one_rpc_fails_with_a_chosen_error_while_the_others_work() -> None
     assert fault.used == 1
 
 
+async def test_an_error_aimed_at_a_channel_fails_that_prediction() -> None:
+    async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
+        model = await client.llm.model(MODEL)
+        fault = sim.fault_endpoint("predict", error=lmstudio_error("Boom"), times=1)
+        with pytest.raises(lms.LMStudioServerError, match="Boom"):
+            await model.respond("hi")
+        assert (await model.respond("hi")).content == "You said: hi"
+    assert fault.used == 1
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "kwargs", "message"),
+    [
+        ("predict", {"delay": 2.0}, "'predict' is a channel: raw_result= and delay= apply to RPCs"),
+        ("predict", {"raw_result": b"1"}, "is a channel"),
+        ("getModelInfo", {"reject": True}, "'getModelInfo' is an RPC: reject=True applies"),
+        ("getModelInf", {"delay": 1.0}, "not an endpoint of any namespace.*'getModelInfo'"),
+        ("predict", {"namespace": "LLM", "reject": True}, "unknown namespace 'LLM'"),
+        ("predict", {"namespace": "system", "reject": True}, "of the 'system' namespace"),
+        ("getModelInfo", {"delay": -1.0}, "delay must be a finite number of seconds"),
+        ("getModelInfo", {"delay": float("nan")}, "delay must be a finite number"),
+        ("getModelInfo", {}, "say how the endpoint misbehaves"),
+        ("getModelInfo", {"delay": 1.0, "times": True}, "times must be a whole number"),
+    ],
+)
+def test_an_endpoint_fault_that_could_never_fire_is_refused(
+    endpoint: str, kwargs: dict[str, Any], message: str
+) -> None:
+    sim = Simulator()
+    with pytest.raises(ValueError, match=message):
+        sim.fault_endpoint(endpoint, **kwargs)
+
+
 async def test_one_rpc_answers_slowly() -> None:
     async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
         sim.fault_endpoint("listLoaded", namespace="llm", delay=30.0)
