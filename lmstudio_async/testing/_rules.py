@@ -18,6 +18,7 @@ from ._scripting import PredictionRequest, Responder, ScriptedReply
 __all__ = ["Rule", "choose_reply", "last_message_facts"]
 
 _ENDPOINTS = ("predict", "completeRawText")
+_ROLES = ("system", "user", "assistant", "tool")  # LM Studio's chat roles
 
 
 @dataclass(kw_only=True, eq=False)
@@ -44,8 +45,20 @@ class Rule:
     def __post_init__(self) -> None:
         if self.endpoint is not None and self.endpoint not in _ENDPOINTS:
             raise ValueError(f"endpoint must be one of {_ENDPOINTS}, not {self.endpoint!r}")
-        if self.times is not None and self.times < 1:
-            raise ValueError(f"times must be at least 1, not {self.times}")
+        if isinstance(self.times, bool) or (
+            self.times is not None and (not isinstance(self.times, int) or self.times < 1)
+        ):
+            raise ValueError(f"times must be at least 1 (a whole number), not {self.times!r}")
+        # Conditions that no request can meet would make the rule silently dead.
+        if self.model is not None and not (isinstance(self.model, str) and self.model):
+            raise ValueError(
+                f"model must be an instance identifier or model key, not {self.model!r}"
+            )
+        if self.last_message_role is not None and self.last_message_role not in _ROLES:
+            raise ValueError(
+                f"last_message_role must be one of {', '.join(_ROLES)}, "
+                f"not {self.last_message_role!r}"
+            )
         if not isinstance(self.reply, ScriptedReply) and not callable(self.reply):
             raise TypeError("reply must be a ScriptedReply or a callable returning one")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import anyio
 import pytest
@@ -161,8 +162,30 @@ def test_bad_rule_arguments_are_refused() -> None:
         sim.add_rule(ScriptedReply(), endpoint="chat")
     with pytest.raises(ValueError, match="times must be at least 1"):
         sim.add_rule(ScriptedReply(), times=0)
+    with pytest.raises(ValueError, match="times must be at least 1 \\(a whole number\\), not True"):
+        sim.add_rule(ScriptedReply(), times=True)
+    with pytest.raises(ValueError, match="model must be an instance identifier"):
+        sim.add_rule(ScriptedReply(), model="")
+    with pytest.raises(ValueError, match="last_message_role must be one of system, user"):
+        sim.add_rule(ScriptedReply(), last_message_role="robot")
     with pytest.raises(TypeError, match="reply must be a ScriptedReply"):
         sim.add_rule("hello")  # type: ignore[arg-type]
     with pytest.raises(re.error):
         sim.add_rule(ScriptedReply(), last_user_message="(")
     assert sim.rules == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"time_to_first_token": -1.0}, "time_to_first_token must be 0 or more seconds"),
+        ({"time_to_first_token": float("inf")}, "time_to_first_token must be a finite number"),
+        ({"tokens_per_second": 0}, "tokens_per_second must be more than 0 per second"),
+        ({"tokens_per_second": -5.0}, "tokens_per_second must be more than 0"),
+        ({"prompt_tokens_per_second": float("nan")}, "prompt_tokens_per_second must be a finite"),
+        ({"prompt_tokens": -1}, "prompt_tokens must be a whole number, 0 or more"),
+    ],
+)
+def test_bad_pacing_in_a_scripted_reply_is_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"ScriptedReply.{message}"):
+        ScriptedReply(**kwargs)
