@@ -148,10 +148,12 @@ async def run_simulate(args: argparse.Namespace, interrupts: Interrupts) -> int:
         )
         await anyio.sleep_forever()
     finally:
-        if handler is not None:
-            logging.getLogger(_PREDICTIONS_LOGGER).removeHandler(handler)
+        # Close first: predictions still running end (as disconnected) while closing, and
+        # their lines must still reach stderr.
         with anyio.CancelScope(shield=True):
             await simulator.aclose()
+        if handler is not None:
+            logging.getLogger(_PREDICTIONS_LOGGER).removeHandler(handler)
     return 0
 
 

@@ -113,6 +113,27 @@ async def test_each_prediction_logs_one_line_with_its_outcome_and_the_cancel() -
     assert 1 <= sent < 200  # paced: the cancel arrived long before the end
 
 
+async def test_a_prediction_still_running_at_ctrl_c_is_logged_as_disconnected() -> None:
+    async with (
+        simulate("--tokens-per-second", "5") as (address, server),
+        lms.LMStudioClient(f"ws://{address}") as client,
+    ):
+        model = await client.llm.model(MODEL)
+        stream = model.respond(" ".join(["word"] * 200))
+        async for _ in stream:
+            break  # one fragment in: the prediction is running on the server
+        server.send_signal(signal.SIGINT)
+        assert server.stderr is not None
+        rest = b""
+        with anyio.fail_after(20):
+            async for chunk in server.stderr:
+                rest += chunk
+            await server.wait()
+        with pytest.raises(lms.LMStudioError):
+            await stream.result()
+    assert b"endpoint=predict outcome=disconnected" in rest, rest
+
+
 async def test_quiet_logs_nothing() -> None:
     async with simulate("--quiet") as (address, server):
         async with lms.LMStudioClient(f"ws://{address}") as client:
