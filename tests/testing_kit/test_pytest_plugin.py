@@ -46,6 +46,11 @@ import lmstudio_async as lms
 from lmstudio_async.testing import Simulator
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the marked test below runs the simulator itself, which needs asyncio
+
+
 @pytest.mark.lmstudio_simulator(tokens_per_second=1000.0, loaded=["qwen3-4b-thinking"])
 async def test_marker_configures_the_simulator(
     lmstudio_simulator: Simulator, lmstudio_client: lms.LMStudioClient
@@ -66,3 +71,34 @@ async def test_a_marked_test_without_the_fixtures() -> None:
     run = _run_pytest(tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 passed" in run.stdout, run.stdout
+
+
+def test_a_plain_def_test_is_refused_saying_what_to_write_instead(tmp_path: Path) -> None:
+    (tmp_path / "test_sync.py").write_text(
+        """
+from lmstudio_async.testing import Simulator
+
+
+def test_sync(lmstudio_simulator: Simulator) -> None:
+    pass
+"""
+    )
+    run = _run_pytest(tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 error" in run.stdout, run.stdout
+    assert "lmstudio_simulator needs an `async def` test" in run.stdout, run.stdout
+    assert "await anyio.run_process" in run.stdout, run.stdout
+
+
+def test_the_plugin_imports_neither_the_simulator_nor_aiohttp() -> None:
+    # pytest imports the plugin at every start, in every project that installs the package.
+    code = (
+        "import sys, lmstudio_async.testing.pytest_plugin\n"
+        "heavy = [m for m in ('aiohttp', 'lmstudio_async.testing._server') "
+        "if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert run.stdout.strip() == "[]", run.stdout + run.stderr
