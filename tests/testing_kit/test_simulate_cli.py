@@ -172,7 +172,17 @@ def test_chat_simulate_takes_the_script_and_refuses_it_without_simulate(tmp_path
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps({"rules": [{"reply": {"content": "Scripted hello."}}]}))
     done = subprocess.run(
-        [*CLI, "chat", "--simulate", "--script", str(rules), "--tokens-per-second", "500", "Hi"],
+        [
+            *CLI,
+            "chat",
+            "--simulate",
+            "--script",
+            str(rules),
+            "--tokens-per-second",
+            "500",
+            "--no-context-limit",
+            "Hi",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -187,7 +197,9 @@ def test_chat_simulate_takes_the_script_and_refuses_it_without_simulate(tmp_path
         check=False,
     )
     assert refused.returncode == 2
-    assert "--script and --tokens-per-second need --simulate" in refused.stderr
+    assert "--script, --tokens-per-second and --no-context-limit need --simulate" in (
+        refused.stderr
+    )
 
 
 def test_simulate_help_describes_the_options() -> None:
@@ -198,5 +210,8 @@ def test_simulate_help_describes_the_options() -> None:
     help_text = " ".join(done.stdout.split())
     for option in ("--script FILE", "--tokens-per-second N", "--quiet", "--no-context-limit"):
         assert option in help_text
-    assert '"last_user_message" (regex)' in help_text
+    assert '"last_user_message" (a Python re regex, searched anywhere in the message)' in (
+        help_text
+    )
+    assert '"prompt_tokens_per_second"' in help_text
     assert "One line per finished prediction goes to stderr" in help_text
