@@ -8,7 +8,7 @@ acts on the answer. Counts refer to fragments already sent on the prediction, so
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["EndpointFault", "Faults"]
@@ -57,29 +57,36 @@ class Faults:
     load_error: dict[str, Any] | None = None
     """The serialized LM Studio error a failing load ends with (a generic one if ``None``)."""
 
-    def __post_init__(self) -> None:
-        # Checked here, not where used: a bad value would otherwise surface as a hang (an
-        # infinite delay) or a crash deep inside a connection, far from the test that set it.
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            if value is None or isinstance(value, bool):
-                continue
-            if spec.name == "load_error":
-                if not isinstance(value, dict) or not isinstance(value.get("title"), str):
-                    raise ValueError(
-                        "Faults.load_error must be a serialized LM Studio error with a 'title' "
-                        "(build one with lmstudio_error(...))"
-                    )
-            elif spec.name.endswith("_fragments"):
-                _check_count(f"Faults.{spec.name}", value)
-            elif spec.name == "load_failure_at_progress":
-                if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                    raise ValueError(
-                        f"Faults.load_failure_at_progress must be a fraction from 0 to 1 "
-                        f"(0.5 = fail halfway), not {value!r}"
-                    )
-            else:
-                check_seconds(f"Faults.{spec.name}", value)
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Checked when set (in the constructor or later, as `sim.faults.rpc_delay = ...`), not
+        # where used: a bad value would otherwise surface as a hang (an infinite delay) or a
+        # crash deep inside a connection, far from the test that set it.
+        _check_fault(name, value)
+        super().__setattr__(name, value)
+
+
+def _check_fault(name: str, value: object) -> None:
+    if value is None or name in _FLAGS:
+        return
+    if name == "load_error":
+        if not isinstance(value, dict) or not isinstance(value.get("title"), str):
+            raise ValueError(
+                "Faults.load_error must be a serialized LM Studio error with a 'title' "
+                "(build one with lmstudio_error(...))"
+            )
+    elif name.endswith("_fragments"):
+        _check_count(f"Faults.{name}", value)
+    elif name == "load_failure_at_progress":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(
+                f"Faults.load_failure_at_progress must be a fraction from 0 to 1 "
+                f"(0.5 = fail halfway), not {value!r}"
+            )
+    else:
+        check_seconds(f"Faults.{name}", value)
+
+
+_FLAGS = {"stall_auth", "drop_on_auth", "stall_rpcs", "ignore_cancel"}
 
 
 def check_seconds(name: str, value: object) -> None:

@@ -166,12 +166,18 @@ def test_a_load_failure_fraction_outside_0_to_1_is_refused(fail_at: float) -> No
         ({"delay_before_first_fragment": float("inf")}, "finite number of seconds"),
         ({"stall_after_fragments": -1}, "whole number of fragments"),
         ({"drop_after_fragments": 1.5}, "whole number of fragments"),
+        ({"stall_after_fragments": True}, "whole number of fragments"),
         ({"load_error": {"cause": "no title"}}, "lmstudio_error"),
     ],
 )
 def test_bad_fault_settings_are_refused_when_made(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Faults(**kwargs)
+    faults = Faults()  # `sim.faults.<field> = ...` is documented too
+    [(name, value)] = kwargs.items()
+    with pytest.raises(ValueError, match=message):
+        setattr(faults, name, value)
+    assert getattr(faults, name) == getattr(Faults(), name)
 
 
 async def test_one_rpc_fails_with_a_chosen_error_while_the_others_work() -> None:
