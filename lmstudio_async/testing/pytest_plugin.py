@@ -11,8 +11,9 @@ Both are opened in the event loop the test runs in, whichever plugin runs it:
 
 * pytest-asyncio, for a test it runs (``@pytest.mark.asyncio``, or every ``async def`` test
   with ``asyncio_mode = auto``), in the loop of the test's ``loop_scope``;
-* anyio's pytest plugin (installed with anyio) otherwise: an ``async def`` test that uses a
-  fixture needs no marker. If trio is installed, anyio also offers a trio run of each test,
+* anyio's pytest plugin (installed with anyio) otherwise: an ``async def`` test that takes
+  a fixture as a parameter needs no marker (one that gets it through a fixture of its own
+  needs ``@pytest.mark.anyio``). If trio is installed, anyio also offers a trio run of each test,
   which these fixtures skip (define an ``anyio_backend`` fixture returning ``"asyncio"`` to
   avoid it).
 
@@ -111,12 +112,11 @@ def _variant(request: pytest.FixtureRequest, what: str) -> str:
     if _run_by_pytest_asyncio(item):
         marker = item.get_closest_marker("asyncio")
         assert marker is not None
-        scope = (
-            marker.kwargs.get("loop_scope")
-            or marker.kwargs.get("scope")
-            or item.config.getini("asyncio_default_test_loop_scope")
-            or "function"
-        )
+        try:
+            default = item.config.getini("asyncio_default_test_loop_scope")
+        except ValueError:  # pytest-asyncio before 0.24: tests run in function-scoped loops
+            default = "function"
+        scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope") or default
         if scope not in _LOOP_SCOPES:
             pytest.fail(f"unknown pytest-asyncio loop_scope {scope!r}", pytrace=False)
         return f"_lmstudio_{what}_asyncio_{scope}"
@@ -127,7 +127,8 @@ def _variant(request: pytest.FixtureRequest, what: str) -> str:
         return f"_lmstudio_{what}_anyio"
     pytest.fail(
         f"lmstudio_{what} needs the test run by anyio's pytest plugin (`@pytest.mark.anyio`) or "
-        "by pytest-asyncio (`@pytest.mark.asyncio`); no plugin runs this async test on asyncio.",
+        "by pytest-asyncio (`@pytest.mark.asyncio`): no plugin runs this async test on asyncio "
+        "(only a test that takes the fixtures as parameters gets anyio without a marker).",
         pytrace=False,
     )
 
