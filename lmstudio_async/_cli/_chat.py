@@ -78,8 +78,12 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
             "multi-turn chat.",
             usage=True,
         )
-    if not args.simulate and (args.script is not None or args.tokens_per_second is not None):
-        raise CommandError("--script and --tokens-per-second need --simulate.", usage=True)
+    if not args.simulate and (
+        args.script is not None or args.tokens_per_second is not None or args.no_context_limit
+    ):
+        raise CommandError(
+            "--script, --tokens-per-second and --no-context-limit need --simulate.", usage=True
+        )
     simulator = simulator_options(args, f"{PROG} chat") if args.simulate else {}
     if simulator is None:
         return 2

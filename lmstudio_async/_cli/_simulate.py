@@ -29,17 +29,19 @@ def _positive_float(text: str) -> float:
 
 
 def add_simulator_options(parser: argparse.ArgumentParser, *, with_simulate: bool = False) -> None:
-    """``--script`` and ``--tokens-per-second``: how the simulator answers."""
+    """``--script``, ``--tokens-per-second``, ``--no-context-limit``: how the simulator answers."""
     needs = "with --simulate: " if with_simulate else ""
     parser.add_argument(
         "--script",
         metavar="FILE",
         help=needs
         + 'answer predictions by the rules in this JSON file: {"rules": [{"match": {"model", '
-        '"last_user_message" (regex), "last_message_role", "has_tools", "endpoint", "times"}, '
-        '"reply": {"content", "fragments", "reasoning", "tool_calls": [{"name", "arguments", '
-        '"id", "fail"}], "stop_reason", "time_to_first_token", "tokens_per_second", "error", '
-        '"prompt_tokens"}}]}; first match wins, unmatched predictions get the default reply',
+        '"last_user_message" (a Python re regex, searched anywhere in the message), '
+        '"last_message_role", "has_tools", "endpoint", "times"}, "reply": {"content", '
+        '"fragments", "reasoning", "tool_calls": [{"name", "arguments", "id", "fail"}], '
+        '"stop_reason", "time_to_first_token", "tokens_per_second", "prompt_tokens_per_second", '
+        '"error", "prompt_tokens"}}]}; first match wins, unmatched predictions get the default '
+        "reply",
     )
     parser.add_argument(
         "--tokens-per-second",
@@ -48,13 +50,22 @@ def add_simulator_options(parser: argparse.ArgumentParser, *, with_simulate: boo
         help=needs + "pace replies that set no pacing of their own at N fragments per second "
         "(default: as fast as possible)",
     )
+    parser.add_argument(
+        "--no-context-limit",
+        action="store_true",
+        help=needs + "let prompts of any size fit (default: enforce the loaded context length "
+        "and contextOverflowPolicy like LM Studio)",
+    )
 
 
 def simulator_options(args: argparse.Namespace, prog: str) -> dict[str, Any] | None:
     """``Simulator(...)`` keyword arguments from the options, or None after printing why not."""
     from ..testing import ScriptFileError, load_rules
 
-    options: dict[str, Any] = {"tokens_per_second": args.tokens_per_second}
+    options: dict[str, Any] = {
+        "tokens_per_second": args.tokens_per_second,
+        "enforce_context_length": not args.no_context_limit,
+    }
     if args.script is not None:
         try:
             options["rules"] = load_rules(args.script)
@@ -79,12 +90,6 @@ def add_simulate_command(commands: Any) -> None:
     )
     parser.add_argument("--api-token", help="require this sk-lm-... API token from clients")
     add_simulator_options(parser)
-    parser.add_argument(
-        "--no-context-limit",
-        action="store_true",
-        help="let prompts of any size fit (default: enforce the loaded context length and "
-        "contextOverflowPolicy like LM Studio)",
-    )
     parser.add_argument(
         "--quiet", action="store_true", help="do not log a line per finished prediction"
     )
@@ -121,7 +126,6 @@ async def run_simulate(args: argparse.Namespace, interrupts: Interrupts) -> int:
             host=args.host,
             port=args.port,
             api_token=args.api_token,
-            enforce_context_length=not args.no_context_limit,
             **options,
             catalog=None if models is None else models.models,
             loaded=None if models is None else models.loaded,
@@ -148,10 +152,12 @@ async def run_simulate(args: argparse.Namespace, interrupts: Interrupts) -> int:
         )
         await anyio.sleep_forever()
     finally:
-        if handler is not None:
-            logging.getLogger(_PREDICTIONS_LOGGER).removeHandler(handler)
+        # Close first: predictions still running end (as disconnected) while closing, and
+        # their lines must still reach stderr.
         with anyio.CancelScope(shield=True):
             await simulator.aclose()
+        if handler is not None:
+            logging.getLogger(_PREDICTIONS_LOGGER).removeHandler(handler)
     return 0
 
 

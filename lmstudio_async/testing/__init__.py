@@ -26,6 +26,9 @@ Run standalone with ``python -m lmstudio_async.testing --port 1234`` (``--catalo
 the models a JSON catalogue lists, see :func:`read_catalog`).
 """
 
+import importlib as _importlib
+import typing as _typing
+
 from ._catalog import CatalogFile, ModelSpec, default_catalog, read_catalog
 from ._envelope import serialized_error as lmstudio_error
 from ._faults import EndpointFault, Faults
@@ -40,7 +43,13 @@ from ._scripting import (
     ScriptedReply,
     ScriptedToolCall,
 )
-from ._server import Simulator, serve
+
+if _typing.TYPE_CHECKING:
+    from ._server import Simulator, serve
+
+# The server (aiohttp and every namespace) is imported on first use: the pytest plugin lives in
+# this package, and pytest imports it at every start in any project that installs ours.
+_LAZY = {"Simulator": "._server", "serve": "._server"}
 
 __all__ = [
     "CatalogFile",
@@ -67,3 +76,17 @@ __all__ = [
     "read_catalog",
     "serve",
 ]
+
+
+def __dir__() -> list[str]:
+    # The lazily imported names are public too: completion and dir() must list them.
+    return sorted(set(globals()) | set(__all__))
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -185,14 +185,20 @@ class _BaseModelEndpoints:
     ) -> Instance:
         step = ctx.state.load_duration / _LOAD_STEPS
         fail_at = ctx.state.faults.load_failure_at_progress
+        if fail_at == 0:
+            raise SimulatorError(ctx.state.faults.load_error or _load_failed(spec))
         for n in range(1, _LOAD_STEPS + 1):
             if await ctx.wait_cancel(step):
                 raise SimulatorError(
                     env.serialized_error(f'Loading of model "{spec.model_key}" was cancelled')
                 )
-            if fail_at is not None and n / _LOAD_STEPS > fail_at:
+            progress = n / _LOAD_STEPS
+            if fail_at is not None and progress >= fail_at:
+                # Report exactly the fraction asked for (0.33 is not rounded to a quarter),
+                # then fail: 1.0 fails after full progress instead of loading.
+                await ctx.send({"type": progress_type, "progress": fail_at})
                 raise SimulatorError(ctx.state.faults.load_error or _load_failed(spec))
-            await ctx.send({"type": progress_type, "progress": n / _LOAD_STEPS})
+            await ctx.send({"type": progress_type, "progress": progress})
         if ctx.state.by_identifier(identifier) is not None:
             raise failures.identifier_taken(identifier)
         fields = {e["key"]: e["value"] for e in request.load_fields}

@@ -295,6 +295,9 @@ class Connection:
             await self.warn("channelAlreadyOpen", f"Channel {channel_id} is already open")
             return
         fault = self.state.endpoint_fault(self.namespace_name, endpoint)
+        if fault is not None and fault.error is not None:
+            await self.send(env.channel_error(channel_id, fault.error))
+            return
         if fault is not None and fault.reject:
             await self.warn(
                 "channelCreationParameterTypeError",

@@ -7,6 +7,7 @@ acts on the answer. Counts refer to fragments already sent on the prediction, so
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +51,57 @@ class Faults:
     """Never acknowledge ``cancel``: once one arrives the prediction goes silent (no more
     fragments, no ``success``, no ``channelClose``) until the socket closes."""
     load_failure_at_progress: float | None = None
-    """Model loads report progress up to this fraction (0..1), then fail with ``load_error``."""
+    """A fraction from 0 to 1: model loads report progress (in quarters) up to it, report
+    exactly this fraction, then fail with ``load_error``; ``0`` fails before any progress and
+    ``1.0`` after reporting full progress."""
     load_error: dict[str, Any] | None = None
     """The serialized LM Studio error a failing load ends with (a generic one if ``None``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Checked when set (in the constructor or later, as `sim.faults.rpc_delay = ...`), not
+        # where used: a bad value would otherwise surface as a hang (an infinite delay) or a
+        # crash deep inside a connection, far from the test that set it.
+        _check_fault(name, value)
+        super().__setattr__(name, value)
+
+
+def _check_fault(name: str, value: object) -> None:
+    if value is None or name in _FLAGS:
+        return
+    if name == "load_error":
+        if not isinstance(value, dict) or not isinstance(value.get("title"), str):
+            raise ValueError(
+                "Faults.load_error must be a serialized LM Studio error with a 'title' "
+                "(build one with lmstudio_error(...))"
+            )
+    elif name.endswith("_fragments"):
+        _check_count(f"Faults.{name}", value)
+    elif name == "load_failure_at_progress":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(
+                f"Faults.load_failure_at_progress must be a fraction from 0 to 1 "
+                f"(0.5 = fail halfway), not {value!r}"
+            )
+    else:
+        check_seconds(f"Faults.{name}", value)
+
+
+_FLAGS = {"stall_auth", "drop_on_auth", "stall_rpcs", "ignore_cancel"}
+
+
+def check_seconds(name: str, value: object) -> None:
+    """``ValueError`` unless ``value`` is a finite, non-negative number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number of seconds, 0 or more, not {value!r}")
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"{name} must be a whole number of fragments, 0 or more (None: never), not {value!r}"
+        )
 
 
 @dataclass(kw_only=True, eq=False)
@@ -64,7 +113,8 @@ class EndpointFault:
     with that serialized error (``rpcError``) instead of running the call; ``raw_result`` answers
     ``rpcResult`` with these bytes verbatim as the ``result`` JSON value (so it may hold lone
     ``\\ud83d`` escapes or invalid UTF-8); ``delay`` holds the answer back that many seconds.
-    For channels: ``reject=True`` answers ``channelCreate`` with only a
+    For channels: ``error`` ends the channel with that ``channelError`` right after
+    ``channelCreate``; ``reject=True`` answers ``channelCreate`` with only a
     ``channelCreationParameterTypeError`` warning (within the connection's five-warning
     budget), as LM Studio does for a bad creation parameter. ``times`` bounds how many calls
     it hits (``None``: every call); ``used`` counts them.

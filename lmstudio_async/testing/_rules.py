@@ -18,6 +18,7 @@ from ._scripting import PredictionRequest, Responder, ScriptedReply
 __all__ = ["Rule", "choose_reply", "last_message_facts"]
 
 _ENDPOINTS = ("predict", "completeRawText")
+_ROLES = ("system", "user", "assistant", "tool")  # LM Studio's chat roles
 
 
 @dataclass(kw_only=True, eq=False)
@@ -44,8 +45,20 @@ class Rule:
     def __post_init__(self) -> None:
         if self.endpoint is not None and self.endpoint not in _ENDPOINTS:
             raise ValueError(f"endpoint must be one of {_ENDPOINTS}, not {self.endpoint!r}")
-        if self.times is not None and self.times < 1:
-            raise ValueError(f"times must be at least 1, not {self.times}")
+        if isinstance(self.times, bool) or (
+            self.times is not None and (not isinstance(self.times, int) or self.times < 1)
+        ):
+            raise ValueError(f"times must be at least 1 (a whole number), not {self.times!r}")
+        # Conditions that no request can meet would make the rule silently dead.
+        if self.model is not None and not (isinstance(self.model, str) and self.model):
+            raise ValueError(
+                f"model must be an instance identifier or model key, not {self.model!r}"
+            )
+        if self.last_message_role is not None and self.last_message_role not in _ROLES:
+            raise ValueError(
+                f"last_message_role must be one of {', '.join(_ROLES)}, "
+                f"not {self.last_message_role!r}"
+            )
         if not isinstance(self.reply, ScriptedReply) and not callable(self.reply):
             raise TypeError("reply must be a ScriptedReply or a callable returning one")
 
@@ -77,21 +90,28 @@ async def choose_reply(rules: Sequence[Rule], request: PredictionRequest) -> Scr
     for rule in rules:
         if rule.exhausted or not rule.matches(request):
             continue
+        # Count the use at match time: an async responder yields to the event loop, and a
+        # concurrent prediction must not find the rule still live and overrun ``times``.
+        rule.used += 1
         reply = rule.reply
-        if not isinstance(reply, ScriptedReply):
+        if isinstance(reply, ScriptedReply):
+            return reply
+        try:
             produced = reply(request)
             if inspect.isawaitable(produced):
                 produced = await produced
-            if produced is None:
-                continue
-            if not isinstance(produced, ScriptedReply):
-                raise TypeError(
-                    f"a rule's responder returned {type(produced).__name__}; "
-                    "return a ScriptedReply or None"
-                )
-            reply = produced
-        rule.used += 1
-        return reply
+        except BaseException:
+            rule.used -= 1  # it never answered (a failing or cancelled responder)
+            raise
+        if produced is None:
+            rule.used -= 1  # it passed: the use goes back for the next prediction
+            continue
+        if not isinstance(produced, ScriptedReply):
+            raise TypeError(
+                f"a rule's responder returned {type(produced).__name__}; "
+                "return a ScriptedReply or None"
+            )
+        return produced
     return None
 
 

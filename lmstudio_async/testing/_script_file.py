@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._rules import Rule
-from ._scripting import ScriptedReply, ScriptedToolCall
+from ._scripting import PACING_FIELDS, ScriptedReply, ScriptedToolCall, pacing_problem
 
 __all__ = ["ScriptFileError", "load_rules", "parse_rules"]
 
@@ -94,9 +94,12 @@ def _reply(raw: Any, where: str) -> ScriptedReply:
         ]
     if "error" in fields and not isinstance(fields["error"].get("title"), str):
         raise ScriptFileError(f"{where}.error: needs a string 'title' (an LM Studio error)")
-    for key in ("time_to_first_token", "tokens_per_second", "prompt_tokens_per_second"):
-        if key in fields and fields[key] < 0:
-            raise ScriptFileError(f"{where}.{key}: must not be negative")
+    for key in PACING_FIELDS:
+        problem = pacing_problem(key, fields[key]) if key in fields else None
+        if problem is not None:
+            raise ScriptFileError(f"{where}.{key}: {problem}")
+    if fields.get("prompt_tokens", 0) < 0:
+        raise ScriptFileError(f"{where}.prompt_tokens: must be 0 or more")
     return ScriptedReply(**fields)
 
 
@@ -146,6 +149,16 @@ def parse_rules(document: Any) -> list[Rule]:
     return [_rule(raw, f"rule {n}") for n, raw in enumerate(document["rules"], start=1)]
 
 
+class _NotJsonNumber(Exception):
+    pass
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json accepts NaN and Infinity, which JSON does not: Infinity as a wait would
+    # hang a prediction forever.
+    raise _NotJsonNumber(constant)
+
+
 def load_rules(path: str | Path) -> list[Rule]:
     """Read and check a rules file; :class:`ScriptFileError` says what is wrong and where."""
     try:
@@ -153,7 +166,11 @@ def load_rules(path: str | Path) -> list[Rule]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScriptFileError(f"cannot read {path}: {exc}") from None
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise ScriptFileError(f"{path} is not valid JSON: {exc}") from None
+    except _NotJsonNumber as exc:
+        raise ScriptFileError(
+            f"{path} is not valid JSON: {exc} is not a JSON number (write a finite number)"
+        ) from None
     return parse_rules(document)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -94,6 +95,42 @@ class ScriptedReply:
     error: dict[str, Any] | None = None
     prompt_tokens: int | None = None
     prompt_tokens_per_second: float | None = None
+
+    def __post_init__(self) -> None:
+        # Refused here rather than when played: infinity as a wait hangs the prediction and a
+        # negative one crashes its channel, far from the test that wrote it.
+        for name in PACING_FIELDS:
+            problem = pacing_problem(name, getattr(self, name))
+            if problem is not None:
+                raise ValueError(f"ScriptedReply.{name} {problem}")
+        if self.prompt_tokens is not None and (
+            isinstance(self.prompt_tokens, bool)
+            or not isinstance(self.prompt_tokens, int)
+            or self.prompt_tokens < 0
+        ):
+            raise ValueError(
+                f"ScriptedReply.prompt_tokens must be a whole number, 0 or more, "
+                f"not {self.prompt_tokens!r}"
+            )
+
+
+PACING_FIELDS = ("time_to_first_token", "tokens_per_second", "prompt_tokens_per_second")
+
+
+def pacing_problem(name: str, value: object) -> str | None:
+    """What is wrong with a :class:`ScriptedReply` pacing value (``None``: nothing)."""
+    if name != "time_to_first_token" and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"must be a finite number, not {value!r}"
+    if name == "time_to_first_token":
+        return None if value >= 0 else f"must be 0 or more seconds, not {value!r}"
+    if value <= 0:
+        return (
+            f"must be more than 0 per second (leave it unset for the simulator's pacing), "
+            f"not {value!r}"
+        )
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)

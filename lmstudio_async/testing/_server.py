@@ -8,6 +8,7 @@ seen until its last socket closes.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import itertools
 import logging
@@ -26,7 +27,7 @@ from . import _openai
 from ._catalog import ModelSpec, default_catalog
 from ._connection import Connection, Namespace
 from ._embedding import embedding_namespace
-from ._faults import EndpointFault, Faults
+from ._faults import EndpointFault, Faults, check_seconds
 from ._hub import Hub
 from ._llm import llm_namespace
 from ._repository import repository_namespace
@@ -289,19 +290,45 @@ class Simulator:
     ) -> EndpointFault:
         """Make one endpoint misbehave while the others work; returns the :class:`EndpointFault`.
 
-        RPCs: ``error`` (see :func:`lmstudio_error`) fails the call with ``rpcError``;
-        ``raw_result`` answers with those bytes as the result's JSON; ``delay`` (seconds)
-        answers slowly. Channels: ``reject=True`` answers ``channelCreate`` with only a
+        ``endpoint`` is a wire name (``"getModelInfo"``, ``"predict"``...) and ``namespace``
+        one of ``"llm"``, ``"embedding"``, ``"system"``, ``"files"``, ``"repository"``,
+        ``"runtime"``, ``"plugins"`` (``None``: all). RPCs: ``error`` (see
+        :func:`lmstudio_error`) fails the call with ``rpcError``; ``raw_result`` answers with
+        those bytes as the result's JSON; ``delay`` (seconds) answers slowly. Channels:
+        ``error`` ends the channel with that ``channelError`` as soon as it is created (how LM
+        Studio fails a prediction); ``reject=True`` answers ``channelCreate`` with only a
         ``channelCreationParameterTypeError`` warning. ``times`` limits how many calls are hit
         (``None``: all). For example ``sim.fault_endpoint("getModelInfo", error=
         lmstudio_error("Boom"), times=1)`` fails the next ``getModelInfo`` only.
+
+        Raises ``ValueError`` for an unknown namespace or endpoint, an option the endpoint's
+        kind cannot honour (``reject`` on an RPC; ``raw_result`` or ``delay`` on a channel:
+        pace a prediction with ``ScriptedReply(time_to_first_token=...)`` instead), no
+        misbehaviour at all, or a negative or infinite ``delay``.
         """
-        if reject and (error is not None or raw_result is not None or delay):
-            raise ValueError("reject applies to channels; error/raw_result/delay to RPCs")
+        check_seconds("delay", delay)
         if error is not None and raw_result is not None:
             raise ValueError("give error or raw_result, not both")
-        if times is not None and times < 1:
-            raise ValueError(f"times must be at least 1, not {times}")
+        if reject and (error is not None or raw_result is not None):
+            raise ValueError(
+                "reject=True refuses the channel; it cannot also carry error/raw_result"
+            )
+        if error is None and raw_result is None and not delay and not reject:
+            raise ValueError(
+                "say how the endpoint misbehaves: error=, raw_result=, delay= or reject="
+            )
+        if isinstance(times, bool) or (times is not None and times < 1):
+            raise ValueError(f"times must be a whole number, at least 1, not {times!r}")
+        kinds = self._endpoint_kinds(endpoint, namespace)
+        if reject and "rpc" in kinds and "channel" not in kinds:
+            raise ValueError(
+                f"{endpoint!r} is an RPC: reject=True applies to channels (use error= to fail it)"
+            )
+        if (raw_result is not None or delay) and "channel" in kinds and "rpc" not in kinds:
+            raise ValueError(
+                f"{endpoint!r} is a channel: raw_result= and delay= apply to RPCs (use error= or "
+                "reject=True; pace a prediction with ScriptedReply(time_to_first_token=...))"
+            )
         fault = EndpointFault(
             endpoint=endpoint,
             namespace=namespace,
@@ -313,6 +340,33 @@ class Simulator:
         )
         self._state.endpoint_faults.append(fault)
         return fault
+
+    def _endpoint_kinds(self, endpoint: str, namespace: str | None) -> set[str]:
+        """``{"rpc", "channel"}`` subset that ``endpoint`` is; ``ValueError`` if neither."""
+        if namespace is not None and namespace not in self._namespaces:
+            raise ValueError(
+                f"unknown namespace {namespace!r}: use one of {', '.join(self._namespaces)} "
+                "(lower case), or None for all"
+            )
+        names = [namespace] if namespace is not None else list(self._namespaces)
+        kinds: set[str] = set()
+        known: set[str] = set()
+        for name in names:
+            served = self._namespaces[name]()
+            known.update(served.rpcs, served.channels)
+            if endpoint in served.rpcs:
+                kinds.add("rpc")
+            if endpoint in served.channels:
+                kinds.add("channel")
+        if not kinds:
+            close = difflib.get_close_matches(endpoint, sorted(known), n=3)
+            where = f"the {namespace!r} namespace" if namespace is not None else "any namespace"
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            raise ValueError(
+                f"{endpoint!r} is not an endpoint of {where}{hint}; use the wire name, "
+                'e.g. "getModelInfo" or "predict"'
+            )
+        return kinds
 
     def loaded_identifiers(self) -> list[str]:
         """Identifiers of the loaded instances, in load order."""

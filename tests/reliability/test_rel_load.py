@@ -44,7 +44,7 @@ def simulator_process() -> Iterator[str]:
     """``python -m lmstudio_async.testing`` on a free port; yields its base URL."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "lmstudio_async.testing", "--port", str(port)],
+        [sys.executable, "-m", "lmstudio_async.testing", "--port", str(port), "--quiet"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -120,9 +120,10 @@ async def test_simulate_refuses_a_bad_catalogue_at_start(tmp_path: Path) -> None
 
 def test_the_readme_catalogue_example_is_valid(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    blocks = [b.split("```", 1)[0] for b in readme.split("```json\n")[1:]]
-    catalogues = [b for b in blocks if '"models"' in b]
-    assert catalogues, "the README shows a catalogue example"
+    blocks = [block.split("```", 1)[0] for block in readme.split("```json\n")[1:]]
+    # The README also shows a rules file: the catalogue is the block with the "models" list.
+    catalogues = [block for block in blocks if block.lstrip().startswith('{"models"')]
+    assert len(catalogues) == 1, "the README shows one catalogue example"
     catalog = read_catalog(_write(tmp_path, catalogues[0]))
     assert catalog.loaded == ["llama-3.2-1b-instruct"]
 

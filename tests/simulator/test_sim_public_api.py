@@ -16,11 +16,16 @@ def test_all_is_sorted_and_complete() -> None:
     assert classes | functions <= set(testing.__all__)
 
 
-def test_cli_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_module_is_the_simulate_command_with_all_its_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The README calls `python -m lmstudio_async.testing` the same as `lmstudio-async simulate`.
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0
-    assert "--port" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    options = ("--port", "--script", "--tokens-per-second", "--quiet", "--no-context-limit")
+    assert [option for option in (*options, "--catalog") if option not in out] == []
 
 
 @pytest.mark.anyio

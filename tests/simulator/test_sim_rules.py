@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import anyio
 import pytest
 
 import lmstudio_async as lms
@@ -89,6 +91,54 @@ async def test_a_responder_sees_the_request_and_may_pass() -> None:
     assert first.history is not None
 
 
+async def test_a_times_1_rule_answers_one_of_two_concurrent_predictions() -> None:
+    # The use is counted when the rule matches, not after its async responder returns: the
+    # second prediction arrives while the first is still inside the responder.
+    calls = 0
+    gate = anyio.Event()
+
+    async def slow(request: PredictionRequest) -> ScriptedReply:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await gate.wait()
+        return ScriptedReply(content="ONCE")
+
+    async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
+        rule = sim.add_rule(slow, times=1)
+        model = await client.llm.model(MODEL)
+        first: list[str] = []
+
+        async def ask_first() -> None:
+            first.append((await model.respond("a")).content)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask_first)
+            await sim.wait_for(lambda: calls == 1)
+            second = (await model.respond("b")).content
+            gate.set()
+    assert (first, second) == (["ONCE"], "You said: b")
+    assert (calls, rule.used) == (1, 1)
+
+
+async def test_a_responder_that_passes_or_fails_gives_its_use_back() -> None:
+    async def fail_once(request: PredictionRequest) -> ScriptedReply | None:
+        if request.last_user_message == "boom":
+            raise RuntimeError("responder bug")
+        return None if request.last_user_message == "pass" else ScriptedReply(content="ok")
+
+    async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
+        rule = sim.add_rule(fail_once, times=1)
+        model = await client.llm.model(MODEL)
+        with pytest.raises(lms.LMStudioServerError):
+            await model.respond("boom")
+        assert (await model.respond("pass")).content == "You said: pass"
+        assert rule.used == 0
+        assert (await model.respond("go")).content == "ok"
+        assert (await model.respond("go")).content == "You said: go"
+    assert rule.used == 1
+
+
 async def test_rules_come_before_the_queue_which_comes_before_the_default() -> None:
     async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
         sim.script(MODEL, ScriptedReply(content="queued"))
@@ -112,8 +162,30 @@ def test_bad_rule_arguments_are_refused() -> None:
         sim.add_rule(ScriptedReply(), endpoint="chat")
     with pytest.raises(ValueError, match="times must be at least 1"):
         sim.add_rule(ScriptedReply(), times=0)
+    with pytest.raises(ValueError, match="times must be at least 1 \\(a whole number\\), not True"):
+        sim.add_rule(ScriptedReply(), times=True)
+    with pytest.raises(ValueError, match="model must be an instance identifier"):
+        sim.add_rule(ScriptedReply(), model="")
+    with pytest.raises(ValueError, match="last_message_role must be one of system, user"):
+        sim.add_rule(ScriptedReply(), last_message_role="robot")
     with pytest.raises(TypeError, match="reply must be a ScriptedReply"):
         sim.add_rule("hello")  # type: ignore[arg-type]
     with pytest.raises(re.error):
         sim.add_rule(ScriptedReply(), last_user_message="(")
     assert sim.rules == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"time_to_first_token": -1.0}, "time_to_first_token must be 0 or more seconds"),
+        ({"time_to_first_token": float("inf")}, "time_to_first_token must be a finite number"),
+        ({"tokens_per_second": 0}, "tokens_per_second must be more than 0 per second"),
+        ({"tokens_per_second": -5.0}, "tokens_per_second must be more than 0"),
+        ({"prompt_tokens_per_second": float("nan")}, "prompt_tokens_per_second must be a finite"),
+        ({"prompt_tokens": -1}, "prompt_tokens must be a whole number, 0 or more"),
+    ],
+)
+def test_bad_pacing_in_a_scripted_reply_is_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"ScriptedReply.{message}"):
+        ScriptedReply(**kwargs)

@@ -137,6 +137,49 @@ async def test_a_load_reports_progress_then_fails() -> None:
     assert progress == sorted(progress)
 
 
+@pytest.mark.parametrize(
+    ("fail_at", "expected"),
+    [(0.0, []), (0.33, [0.25, 0.33]), (1.0, [0.25, 0.5, 0.75, 1.0])],
+)
+async def test_a_load_fails_after_reporting_exactly_the_chosen_progress(
+    fail_at: float, expected: list[float]
+) -> None:
+    async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
+        sim.faults = Faults(load_failure_at_progress=fail_at)
+        progress: list[float] = []
+        with pytest.raises(lms.LMStudioServerError):
+            await client.llm.load("google/gemma-3-4b", on_progress=progress.append)
+        assert "google/gemma-3-4b" not in sim.loaded_identifiers()
+    assert progress == expected
+
+
+@pytest.mark.parametrize("fail_at", [-0.1, 1.5, float("nan")])
+def test_a_load_failure_fraction_outside_0_to_1_is_refused(fail_at: float) -> None:
+    with pytest.raises(ValueError, match="fraction from 0 to 1"):
+        Faults(load_failure_at_progress=fail_at)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rpc_delay": -1.0}, "rpc_delay must be a finite number of seconds"),
+        ({"delay_before_first_fragment": float("inf")}, "finite number of seconds"),
+        ({"stall_after_fragments": -1}, "whole number of fragments"),
+        ({"drop_after_fragments": 1.5}, "whole number of fragments"),
+        ({"stall_after_fragments": True}, "whole number of fragments"),
+        ({"load_error": {"cause": "no title"}}, "lmstudio_error"),
+    ],
+)
+def test_bad_fault_settings_are_refused_when_made(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Faults(**kwargs)
+    faults = Faults()  # `sim.faults.<field> = ...` is documented too
+    [(name, value)] = kwargs.items()
+    with pytest.raises(ValueError, match=message):
+        setattr(faults, name, value)
+    assert getattr(faults, name) == getattr(Faults(), name)
+
+
 async def test_one_rpc_fails_with_a_chosen_error_while_the_others_work() -> None:
     error = lmstudio_error("Server overloaded", cause="Too many requests")
     async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
@@ -146,6 +189,39 @@ async def test_one_rpc_fails_with_a_chosen_error_while_the_others_work() -> None
         assert [m.identifier for m in await client.embedding.list_loaded()] != []
         assert [m.identifier for m in await client.llm.list_loaded()] == [MODEL]
     assert fault.used == 1
+
+
+async def test_an_error_aimed_at_a_channel_fails_that_prediction() -> None:
+    async with Simulator() as sim, lms.LMStudioClient(sim.base_url) as client:
+        model = await client.llm.model(MODEL)
+        fault = sim.fault_endpoint("predict", error=lmstudio_error("Boom"), times=1)
+        with pytest.raises(lms.LMStudioServerError, match="Boom"):
+            await model.respond("hi")
+        assert (await model.respond("hi")).content == "You said: hi"
+    assert fault.used == 1
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "kwargs", "message"),
+    [
+        ("predict", {"delay": 2.0}, "'predict' is a channel: raw_result= and delay= apply to RPCs"),
+        ("predict", {"raw_result": b"1"}, "is a channel"),
+        ("getModelInfo", {"reject": True}, "'getModelInfo' is an RPC: reject=True applies"),
+        ("getModelInf", {"delay": 1.0}, "not an endpoint of any namespace.*'getModelInfo'"),
+        ("predict", {"namespace": "LLM", "reject": True}, "unknown namespace 'LLM'"),
+        ("predict", {"namespace": "system", "reject": True}, "of the 'system' namespace"),
+        ("getModelInfo", {"delay": -1.0}, "delay must be a finite number of seconds"),
+        ("getModelInfo", {"delay": float("nan")}, "delay must be a finite number"),
+        ("getModelInfo", {}, "say how the endpoint misbehaves"),
+        ("getModelInfo", {"delay": 1.0, "times": True}, "times must be a whole number"),
+    ],
+)
+def test_an_endpoint_fault_that_could_never_fire_is_refused(
+    endpoint: str, kwargs: dict[str, Any], message: str
+) -> None:
+    sim = Simulator()
+    with pytest.raises(ValueError, match=message):
+        sim.fault_endpoint(endpoint, **kwargs)
 
 
 async def test_one_rpc_answers_slowly() -> None:

@@ -121,7 +121,28 @@ GOOD = {"reply": {"content": "ok"}}
         ),
         (
             {"rules": [{"reply": {"tokens_per_second": -1}}]},
-            "rule 1.reply.tokens_per_second: must not be negative",
+            "rule 1.reply.tokens_per_second: must be more than 0 per second",
+        ),
+        (
+            # --tokens-per-second 0 is refused, so a file may not say it either.
+            {"rules": [{"reply": {"tokens_per_second": 0}}]},
+            "rule 1.reply.tokens_per_second: must be more than 0 per second",
+        ),
+        (
+            {"rules": [{"reply": {"time_to_first_token": -0.5}}]},
+            "rule 1.reply.time_to_first_token: must be 0 or more seconds",
+        ),
+        (
+            {"rules": [{"reply": {"prompt_tokens": -3}}]},
+            "rule 1.reply.prompt_tokens: must be 0 or more",
+        ),
+        (
+            {"rules": [{"match": {"model": ""}, **GOOD}]},
+            "rule 1.match: model must be an instance identifier or model key, not ''",
+        ),
+        (
+            {"rules": [{"match": {"last_message_role": "robot"}, **GOOD}]},
+            "rule 1.match: last_message_role must be one of system, user, assistant, tool",
         ),
     ],
 )
@@ -140,3 +161,14 @@ def test_unreadable_and_invalid_json_files_are_refused(tmp_path: Path) -> None:
     broken.write_text('{"rules": [')
     with pytest.raises(ScriptFileError, match="is not valid JSON"):
         load_rules(broken)
+
+
+@pytest.mark.parametrize("constant", ["Infinity", "-Infinity", "NaN"])
+def test_non_json_numbers_are_refused(tmp_path: Path, constant: str) -> None:
+    # Python's json reads them; as a wait, Infinity would hang the prediction forever.
+    path = tmp_path / "rules.json"
+    path.write_text(
+        '{"rules": [{"reply": {"time_to_first_token": CONSTANT}}]}'.replace("CONSTANT", constant)
+    )
+    with pytest.raises(ScriptFileError, match=f"{constant} is not a JSON number"):
+        load_rules(path)

@@ -113,6 +113,27 @@ async def test_each_prediction_logs_one_line_with_its_outcome_and_the_cancel() -
     assert 1 <= sent < 200  # paced: the cancel arrived long before the end
 
 
+async def test_a_prediction_still_running_at_ctrl_c_is_logged_as_disconnected() -> None:
+    async with (
+        simulate("--tokens-per-second", "5") as (address, server),
+        lms.LMStudioClient(f"ws://{address}") as client,
+    ):
+        model = await client.llm.model(MODEL)
+        stream = model.respond(" ".join(["word"] * 200))
+        # One fragment in, iterator kept open (leaving an `async for` would cancel it): the
+        # prediction is running on the server.
+        fragments = aiter(stream)
+        await anext(fragments)
+        server.send_signal(signal.SIGINT)
+        assert server.stderr is not None
+        rest = b""
+        with anyio.fail_after(20):
+            async for chunk in server.stderr:
+                rest += chunk
+            await server.wait()
+    assert b"endpoint=predict outcome=disconnected" in rest, rest
+
+
 async def test_quiet_logs_nothing() -> None:
     async with simulate("--quiet") as (address, server):
         async with lms.LMStudioClient(f"ws://{address}") as client:
@@ -151,7 +172,17 @@ def test_chat_simulate_takes_the_script_and_refuses_it_without_simulate(tmp_path
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps({"rules": [{"reply": {"content": "Scripted hello."}}]}))
     done = subprocess.run(
-        [*CLI, "chat", "--simulate", "--script", str(rules), "--tokens-per-second", "500", "Hi"],
+        [
+            *CLI,
+            "chat",
+            "--simulate",
+            "--script",
+            str(rules),
+            "--tokens-per-second",
+            "500",
+            "--no-context-limit",
+            "Hi",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -166,7 +197,9 @@ def test_chat_simulate_takes_the_script_and_refuses_it_without_simulate(tmp_path
         check=False,
     )
     assert refused.returncode == 2
-    assert "--script and --tokens-per-second need --simulate" in refused.stderr
+    assert "--script, --tokens-per-second and --no-context-limit need --simulate" in (
+        refused.stderr
+    )
 
 
 def test_simulate_help_describes_the_options() -> None:
@@ -177,5 +210,8 @@ def test_simulate_help_describes_the_options() -> None:
     help_text = " ".join(done.stdout.split())
     for option in ("--script FILE", "--tokens-per-second N", "--quiet", "--no-context-limit"):
         assert option in help_text
-    assert '"last_user_message" (regex)' in help_text
+    assert '"last_user_message" (a Python re regex, searched anywhere in the message)' in (
+        help_text
+    )
+    assert '"prompt_tokens_per_second"' in help_text
     assert "One line per finished prediction goes to stderr" in help_text
