@@ -77,9 +77,10 @@ document.getElementById("ask").addEventListener("submit", (event) => {
 class EventStream(StreamingResponse):
     """A streaming response that closes its generator as soon as streaming stops.
 
-    On a client disconnect Starlette stops iterating the body but leaves the generator open until
-    garbage collection; closing it here runs the generator's ``async with`` exit (which cancels
-    the prediction) right away.
+    Under uvicorn, Starlette cancels the body's iteration on a client disconnect, which already
+    ends the generator. Under a server announcing ASGI 2.4 it only stops at the next failed write
+    and leaves the generator suspended until garbage collection; closing it here runs its
+    ``async with`` exit (which cancels the prediction) right away under any server.
     """
 
     def __init__(self, body: AsyncGenerator[str, None]) -> None:

@@ -85,7 +85,8 @@ def enable_opentelemetry(
     as LM Studio measured it).
 
     ``tracer_provider`` / ``meter_provider`` default to OpenTelemetry's global ones. Needs the
-    ``otel`` extra (``pip install 'lmstudio-async[otel]'``); without it this raises
+    ``otel`` extra (from a clone: ``uv sync --extra otel`` or ``pip install '.[otel]'``); without
+    it this raises
     :class:`LMStudioUsageError` saying so. No prompt or reply text is ever recorded.
     """
     global active
@@ -95,8 +96,8 @@ def enable_opentelemetry(
         from .._errors import LMStudioUsageError
 
         raise LMStudioUsageError(
-            "enable_opentelemetry() needs the OpenTelemetry API: install the otel extra, "
-            "pip install 'lmstudio-async[otel]'."
+            "enable_opentelemetry() needs the OpenTelemetry API: install the otel extra from "
+            "a clone of lmstudio_async, `uv sync --extra otel` or `pip install '.[otel]'`."
         ) from exc
     active = OpenTelemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
 

@@ -234,4 +234,6 @@ def test_without_the_otel_extra_enabling_says_how_to_get_it() -> None:
     done = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
-    assert "pip install 'lmstudio-async[otel]'" in done.stdout
+    # Not on PyPI: the advice must work from a clone.
+    assert "`uv sync --extra otel` or `pip install '.[otel]'`" in done.stdout
+    assert "lmstudio-async[otel]" not in done.stdout
