@@ -120,6 +120,7 @@ class PredictionStream(Generic[T]):
             callbacks.on_first_token is None
             and callbacks.on_prediction_fragment is None
             and callbacks.on_prompt_processing_progress is None
+            and telemetry is None  # telemetry times the first fragment (the slow path's `first`)
         )
         # A packet the synchronous fast path took from the channel but left to the slow path.
         self._pending: msgspec.Raw | None = None
@@ -437,6 +438,8 @@ class PredictionStream(Generic[T]):
     async def _fire_fragment_callbacks(self, fragment: PredictionFragment, first: bool) -> None:
         callbacks = self._callbacks
         if first:
+            if self._telemetry is not None:
+                self._telemetry.first_chunk()
             await self._complete_progress()
             if callbacks.on_first_token is not None:
                 await invoke(callbacks.on_first_token)
@@ -496,7 +499,9 @@ class PredictionStream(Generic[T]):
     def _wake_waiters(self) -> None:
         # Called exactly once, when the prediction ended with a result or an error.
         if self._telemetry is not None:
-            self._telemetry.ended(self._result, self._error or self._parse_error)
+            self._telemetry.ended(
+                self._result, self._error or self._parse_error, self._accumulator.fragment_count
+            )
         waiters, self._done_waiters = self._done_waiters or (), None
         for waiter in waiters:
             if not waiter.done():
@@ -511,7 +516,11 @@ class PredictionStream(Generic[T]):
         if self._state == _RUNNING and self._channel is not None:
             self._channel.cancel()
             if self._telemetry is not None:
-                self._telemetry.ended(None, LMStudioCancelledError("abandoned by `break`"))
+                self._telemetry.ended(
+                    None,
+                    LMStudioCancelledError("abandoned by `break`"),
+                    self._accumulator.fragment_count,
+                )
 
 
 def _accumulate(accumulator: PredictionAccumulator, packet: FragmentPacket) -> PredictionFragment:
