@@ -126,8 +126,8 @@ def _report_unexpected(exc: BaseException, verbose: bool) -> int:
         traceback.print_exception(exc)
     inner = _single(exc, BaseException) or exc
     print(
-        f"{PROG}: unexpected error ({type(inner).__name__}: {one_line(inner)}) This is a bug "
-        f"in {PROG}: please report it with the output of the same command run with -v.",
+        f"{PROG}: unexpected error: {type(inner).__name__}: {one_line(inner)} This is a bug "
+        f"in {PROG}; please report it with the output of the same command run with -v.",
         file=sys.stderr,
         flush=True,
     )

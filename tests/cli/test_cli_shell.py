@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import pty
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -221,3 +223,39 @@ async def test_credentials_in_the_host_point_at_the_token_flag_not_at_python() -
         "it contains credentials (a user name or password); give the token with --api-token "
         "(or $LM_API_TOKEN) instead"
     )
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_an_unforeseen_error_is_one_line_asking_for_a_report(verbose: bool) -> None:
+    # A bug stands in for every error no command turned into a message: the CLI's edge must
+    # still print one line (and the traceback only when asked with -v).
+    program = textwrap.dedent(
+        """
+        import sys
+        from lmstudio_async._cli import _app, _models
+
+        async def broken(args, interrupts):
+            raise RuntimeError("boom")
+
+        _models.run_models = broken
+        sys.exit(_app.main(sys.argv[1:]))
+        """
+    )
+    flags = ["-v"] if verbose else []
+    done = subprocess.run(
+        [sys.executable, "-c", program, *flags, "models", "--simulate"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]
+    assert last == (
+        "lmstudio-async: unexpected error: RuntimeError: boom. This is a bug in lmstudio-async; "
+        "please report it with the output of the same command run with -v."
+    )
+    assert ("Traceback" in done.stderr) is verbose
+    if not verbose:
+        assert done.stderr == last + "\n"
