@@ -41,7 +41,7 @@ async def predictions_per_second(client: lms.LMStudioClient, count: int) -> floa
 
 async def main(rounds: int, count: int) -> None:
     lms.disable_opentelemetry()
-    hook = timeit.Timer(lambda: _telemetry.prediction("chat", "m"))
+    hook = timeit.Timer(lambda: _telemetry.prediction("chat", "m", (), None))
     loops, total = hook.autorange()
     print(f"hook with telemetry off: {total / loops * 1e9:.0f} ns per prediction")
 

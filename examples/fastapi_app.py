@@ -35,6 +35,9 @@ CHAT_PAGE = """<!doctype html>
 <style>
   body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; }
   #reply { white-space: pre-wrap; border: 1px solid #ccc; padding: 1rem; min-height: 4rem; }
+  /* A thinking model's reasoning: shown as it streams, dimmed, so the page is never blank. */
+  #reasoning { white-space: pre-wrap; color: #888; font-style: italic; margin: 0 0 .5rem; }
+  #reasoning:empty { display: none; }
   #stats { color: #666; }
 </style>
 </head>
@@ -44,20 +47,24 @@ CHAT_PAGE = """<!doctype html>
   <input id="prompt" autocomplete="off" required placeholder="Ask something" size="40">
   <button type="submit">Send</button>
 </form>
+<div id="reasoning" aria-label="reasoning"></div>
 <div id="reply" aria-live="polite"></div>
 <p id="stats"></p>
 <script>
+const reasoning = document.getElementById("reasoning");
 const reply = document.getElementById("reply");
 const stats = document.getElementById("stats");
 let source = null;
 document.getElementById("ask").addEventListener("submit", (event) => {
   event.preventDefault();
   if (source) source.close();  // a new question stops the previous answer
+  reasoning.textContent = "";
   reply.textContent = "";
   stats.textContent = "";
   const prompt = document.getElementById("prompt").value;
   source = new EventSource("/chat?prompt=" + encodeURIComponent(prompt));
   source.onmessage = (e) => { reply.textContent += JSON.parse(e.data); };
+  source.addEventListener("reasoning", (e) => { reasoning.textContent += JSON.parse(e.data); });
   source.addEventListener("done", (e) => {
     source.close();
     const s = JSON.parse(e.data);
@@ -77,9 +84,10 @@ document.getElementById("ask").addEventListener("submit", (event) => {
 class EventStream(StreamingResponse):
     """A streaming response that closes its generator as soon as streaming stops.
 
-    On a client disconnect Starlette stops iterating the body but leaves the generator open until
-    garbage collection; closing it here runs the generator's ``async with`` exit (which cancels
-    the prediction) right away.
+    Under uvicorn, Starlette cancels the body's iteration on a client disconnect, which already
+    ends the generator. Under a server announcing ASGI 2.4 it only stops at the next failed write
+    and leaves the generator suspended until garbage collection; closing it here runs its
+    ``async with`` exit (which cancels the prediction) right away under any server.
     """
 
     def __init__(self, body: AsyncGenerator[str, None]) -> None:

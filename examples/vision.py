@@ -9,8 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-import anyio
-from _common import connect, parser
+from _common import connect, parser, run
 
 import lmstudio_async as lms
 
@@ -53,4 +52,4 @@ if __name__ == "__main__":
     arguments.add_argument("--image", help="an image file (default: a generated checkerboard)")
     arguments.add_argument("question", nargs="?", default="What is in this picture?")
     args = arguments.parse_args()
-    anyio.run(main, args.simulate, args.image, args.question)
+    run(main(args.simulate, args.image, args.question))

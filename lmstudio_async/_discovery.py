@@ -52,35 +52,61 @@ _SCHEMES: Final = {
 }
 
 
+# The one problem whose remedy differs between Python callers and the CLI (--api-token).
+CREDENTIALS_PROBLEM = "it contains credentials (a user name or password)"
+
+
+def base_url_problem(value: str) -> str | None:
+    """What is wrong with ``value`` as an LM Studio address, or ``None`` if it is usable.
+
+    The text reads after the address ("'x' ..." + problem) and names no API, so the CLI can
+    say it in terms of its flags and environment variables.
+    """
+    text = value.strip()
+    if not text:
+        return "it is empty"
+    if "://" not in text:
+        text = "ws://" + text
+    try:
+        # urlsplit raises ValueError for e.g. an unclosed IPv6 bracket ("[::1").
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError as exc:
+        if "port" in str(exc).lower():
+            return "its port is not a number from 0 to 65535"
+        return f"it is not a valid address ({exc})"
+    if parts.scheme not in _SCHEMES:
+        return f"the scheme {parts.scheme!r} is not one of ws, wss, http, https"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.username or parts.password:
+        return CREDENTIALS_PROBLEM
+    if parts.query or parts.fragment:
+        return "it has a query string or fragment"
+    return None
+
+
 def normalize_base_url(value: str) -> BaseUrl:
-    """Accept ``ws://host:port``, ``http://host:port`` (and the TLS forms) or bare ``host:port``."""
+    """Accept ``ws://host:port``, ``http://host:port`` (and the TLS forms) or bare ``host:port``.
+
+    Raises ``LMStudioUsageError`` for anything else (see ``base_url_problem``).
+    """
     if not isinstance(value, str) or not value.strip():
         raise LMStudioUsageError(
             f"base_url must be a string like 'localhost:1234' or 'ws://host:port', got {value!r}."
         )
-    text = value.strip()
-    if "://" not in text:
-        text = "ws://" + text
-    parts = urlsplit(text)
-    problem = None
-    if parts.scheme not in _SCHEMES:
-        problem = f"the scheme {parts.scheme!r} is not one of ws, wss, http, https"
-    elif not parts.hostname:
-        problem = "it names no host"
-    elif parts.username or parts.password:
-        problem = "it contains credentials; pass api_token= instead"
-    elif parts.query or parts.fragment:
-        problem = "it has a query string or fragment"
-    if problem is None:
-        try:
-            parts.port  # noqa: B018 - raises ValueError for a malformed port
-        except ValueError:
-            problem = "its port is not a number from 0 to 65535"
+    problem = base_url_problem(value)
+    if problem == CREDENTIALS_PROBLEM:
+        problem += "; pass api_token= instead"
     if problem is not None:
         raise LMStudioUsageError(
             f"Invalid LM Studio base_url {value!r}: {problem}. Use e.g. 'localhost:1234', "
             "'ws://192.168.1.5:1234' or 'http://localhost:1234'."
         )
+    text = value.strip()
+    if "://" not in text:
+        text = "ws://" + text
+    parts = urlsplit(text)
     ws_scheme, http_scheme = _SCHEMES[parts.scheme]
     rest = parts.netloc + parts.path.rstrip("/")
     return BaseUrl(f"{ws_scheme}://{rest}", f"{http_scheme}://{rest}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["SCHEMA_ENV_VAR", "SCHEMA_MISSING", "SCHEMA_PATH"]
+__all__ = ["SCHEMA_ENV_VAR", "SCHEMA_MISSING", "SCHEMA_PATH", "misconfigured_schema"]
 
 SCHEMA_ENV_VAR = "LMSTUDIO_PROTOCOL_SCHEMA"
 _IN_CLONE = Path(__file__).resolve().parent / "protocol-schema" / "lms.json"
@@ -33,3 +33,19 @@ SCHEMA_MISSING = (
     "sdk-schema/lms.json from github.com/lmstudio-ai/lmstudio-python (commit 2f245aed533f) "
     f"to tests/protocol-schema/lms.json, or set {SCHEMA_ENV_VAR}=/path/to/lms.json"
 )
+
+
+def misconfigured_schema() -> str | None:
+    """Why ``$LMSTUDIO_PROTOCOL_SCHEMA`` is unusable, or ``None`` (unset, or a file).
+
+    Setting it says "check against this schema": a path that is not a file is a mistake to
+    report, not a reason to skip the schema tests silently.
+    """
+    configured = os.environ.get(SCHEMA_ENV_VAR, "").strip()
+    if not configured or Path(configured).is_file():
+        return None
+    return (
+        f"{SCHEMA_ENV_VAR} is set to {configured}, which is not a file. Point it at lms.json "
+        "(sdk-schema/lms.json from github.com/lmstudio-ai/lmstudio-python), or unset it to use "
+        "tests/protocol-schema/lms.json when present."
+    )

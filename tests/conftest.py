@@ -8,9 +8,15 @@ from typing import Any
 
 import pytest
 from _lms_client_frames import assert_client_frames_valid
-from _protocol_schema import SCHEMA_MISSING, SCHEMA_PATH
+from _protocol_schema import SCHEMA_MISSING, SCHEMA_PATH, misconfigured_schema
 
 from lmstudio_async.testing import Simulator
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    problem = misconfigured_schema()
+    if problem is not None:
+        raise pytest.UsageError(problem)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..types.chat import Chat
 from ..types.models import EmbeddingModelInfo
 from ..types.prediction import PredictionResult
 from ._connect import add_connection_arguments, connected_client
+from ._images import read_images
 from ._interrupts import EXIT_INTERRUPTED, Interrupts
 from ._messages import PROG, CommandError
 from ._numbers import non_negative_float, positive_int
@@ -36,8 +38,9 @@ def add_chat_command(commands: Any) -> None:
         help="chat with a model (one prompt, or interactively)",
         description="Stream a model's reply to stdout; reasoning and a stats line go to stderr. "
         "Without a PROMPT, read one message per line from stdin until EOF (Ctrl-D) or /exit "
-        "(multi-turn). Ctrl-C stops the reply; in multi-turn chat it returns to the prompt, "
-        "where a second Ctrl-C exits.",
+        "(multi-turn). Ctrl-C stops the reply; in multi-turn chat at a terminal it returns to "
+        "the prompt, where a second Ctrl-C exits; with stdin from a pipe or file it also "
+        "ends the program (status 130).",
     )
     parser.add_argument("prompt", nargs="?", metavar="PROMPT", help="the message to send")
     parser.add_argument(
@@ -62,7 +65,7 @@ def add_chat_command(commands: Any) -> None:
 
 
 async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
-    text = InputText()
+    text: InputText = args.text
     config: dict[str, Any] = {}
     if args.temperature is not None:
         config["temperature"] = args.temperature
@@ -87,9 +90,10 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
     simulator = simulator_options(args, f"{PROG} chat") if args.simulate else {}
     if simulator is None:
         return 2
+    image_files = await read_images(args.images)
     async with connected_client(args, simulator=simulator) as client:
-        # Uploaded before the model loads, so a path that is not an image fails at once.
-        images = [await client.files.prepare_image(path) for path in args.images]
+        # Uploaded before the model loads, so an image LM Studio refuses fails at once.
+        images = [await client.files.prepare_image(data, name=name) for data, name in image_files]
         model = await _get_model(client, None if args.model is None else text(args.model))
         if prompt is not None:
             chat.add_user_message(prompt, images=images)
@@ -109,6 +113,10 @@ async def run_chat(args: argparse.Namespace, interrupts: Interrupts) -> int:
             chat.add_user_message(message, images=images)
             images = []  # the images go with the first message only
             result = await _reply(model, chat, config, interrupts)
+            if interrupts.interrupted and not interactive:
+                # Lines from a pipe or file are a script, not a person at a prompt: Ctrl-C
+                # stops the reply and the program, as the next line would be read at once.
+                return EXIT_INTERRUPTED
             # A reply stopped with Ctrl-C stays in the conversation as far as it got; the
             # next Ctrl-C (at the prompt) ends the session.
             interrupts.reset()
@@ -150,22 +158,27 @@ async def _reply(
     prediction = model.respond(chat, config=config)
     stop_requested = anyio.Event()
     printer = ReplyPrinter(sys.stdout, sys.stderr)
-    async with anyio.create_task_group() as tg:
+    try:
+        async with anyio.create_task_group() as tg:
 
-        async def stop_on_interrupt() -> None:
-            await stop_requested.wait()
-            await prediction.cancel()
-            # The server answers a cancel with its final packet; if it never does, give up.
-            await anyio.sleep(_CANCEL_GRACE_SECONDS)
-            interrupts.abort()
+            async def stop_on_interrupt() -> None:
+                await stop_requested.wait()
+                await prediction.cancel()
+                # The server answers a cancel with its final packet; if it never does, give up.
+                await anyio.sleep(_CANCEL_GRACE_SECONDS)
+                interrupts.abort()
 
-        tg.start_soon(stop_on_interrupt)
-        with interrupts.routed_to(stop_requested.set):
-            async for fragment in prediction:
-                printer.write(fragment)
-            result = await prediction.result()
-        tg.cancel_scope.cancel()
-    printer.end()
+            tg.start_soon(stop_on_interrupt)
+            with interrupts.routed_to(stop_requested.set):
+                async for fragment in prediction:
+                    printer.write(fragment)
+                result = await prediction.result()
+            tg.cancel_scope.cancel()
+    finally:
+        # Also when the reply failed half-way (a dropped connection): the error line that
+        # follows must start on a line of its own, not at the end of the half-written reply.
+        with contextlib.suppress(OSError):  # the output itself may be what failed
+            printer.end()
     print(stats_line(result), file=sys.stderr, flush=True)
     return result
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from .._client import LMStudioClient
-from .._discovery import BASE_URL_ENV_VAR
+from .._discovery import BASE_URL_ENV_VAR, CREDENTIALS_PROBLEM, base_url_problem
 from .._errors import LMStudioUsageError
 from .._protocol.auth import TOKEN_ENV_VARS, resolve_credentials
 from .._timeouts import Timeouts
+from ._messages import CommandError
 from ._numbers import positive_float
 from ._verbose import add_verbose_argument
 
@@ -24,6 +26,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--host",
+        type=_host,
         metavar="HOST:PORT",
         help=f"LM Studio to use, e.g. localhost:1234 (default: ${BASE_URL_ENV_VAR}, "
         "else probe the local LM Studio ports)",
@@ -49,6 +52,34 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         "cut short)",
     )
     add_verbose_argument(parser)
+
+
+_ADDRESS_FORMS = "e.g. localhost:1234, 192.168.1.5:1234 or http://localhost:1234"
+
+
+def _address_advice(problem: str) -> str:
+    if problem == CREDENTIALS_PROBLEM:
+        return f"give the token with --api-token (or ${TOKEN_ENV_VARS[0]}) instead"
+    return f"use {_ADDRESS_FORMS}"
+
+
+def _host(text: str) -> str:
+    problem = base_url_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text!r}: {problem}; {_address_advice(problem)}")
+    return text
+
+
+def _checked_environment_address() -> None:
+    """Refuse a malformed $LMSTUDIO_BASE_URL in its own name, before the client parses it."""
+    value = os.environ.get(BASE_URL_ENV_VAR, "").strip()
+    problem = base_url_problem(value) if value else None
+    if problem is not None:
+        raise CommandError(
+            f"${BASE_URL_ENV_VAR} is {value!r}: {problem}. Set it to an address "
+            f"({_ADDRESS_FORMS}), or unset it to find the local LM Studio.",
+            usage=True,
+        )
 
 
 def _api_token(text: str) -> str:
@@ -82,5 +113,7 @@ async def connected_client(
         ):
             yield client
     else:
+        if args.host is None:
+            _checked_environment_address()
         async with LMStudioClient(args.host, api_token=args.api_token, timeouts=timeouts) as client:
             yield client

@@ -79,7 +79,7 @@ def _describe(error: LMStudioError, args: argparse.Namespace) -> str:
             )
         if isinstance(cause, OSError):
             # The socket never opened: nothing listens there (or a firewall says no).
-            return f"no LM Studio answered on {where} ({one_line(cause)}). {_GET_ONE}"
+            return f"no LM Studio answered on {where} ({_os_reason(cause)}). {_GET_ONE}"
         return (
             f"the connection to LM Studio at {where} ended before the command finished. "
             "Is LM Studio still running? (-v shows what happened.)"
@@ -87,6 +87,18 @@ def _describe(error: LMStudioError, args: argparse.Namespace) -> str:
     if isinstance(error, LMStudioModelNotFoundError):
         return f"{one_line(error)} `{PROG} models` lists the downloaded models."
     return one_line(error)
+
+
+def _os_reason(error: OSError) -> str:
+    """The operating system's words for ``error`` ("Connection refused"), not aiohttp's text
+    around them ("Cannot connect to host ... ssl:default [Connect call failed ...]")."""
+    if error.errno is not None and error.errno > 0:
+        return os.strerror(error.errno)
+    # Name resolution failures carry the resolver's negative code, and its message.
+    inner = getattr(error, "os_error", None)
+    if isinstance(inner, OSError) and inner.strerror:
+        return inner.strerror
+    return error.strerror or type(error).__name__
 
 
 def _where(args: argparse.Namespace) -> str:

@@ -336,7 +336,7 @@ class ModelNamespace(Generic[InfoT]):
             parameter["ttlMs"] = _ttl_ms(ttl)
         connection = await self._connection()
         channel = connection.open_channel("loadModel", parameter)
-        with _telemetry.operation("load_model", model_key):
+        with _telemetry.operation("load_model", model_key, self._source):
             return await drive_load(
                 channel,
                 namespace=self._name,

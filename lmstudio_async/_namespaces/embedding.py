@@ -52,7 +52,7 @@ class EmbeddingModel(ModelHandle[EmbeddingModelInstanceInfo]):
         rest of the batch and is raised. ``timeout`` (seconds) bounds the whole call, batch
         included, replacing ``Timeouts.rpc``.
         """
-        with _telemetry.operation("embeddings", self.identifier):
+        with _telemetry.operation("embeddings", self.identifier, self._source):
             async with operation_timeout(timeout, "embed()"):
                 return await self._embed(text, max_concurrency, progress)
 

@@ -243,7 +243,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             description=f"prediction on {self.identifier!r}",
             response_format=response_format,
             timeout=check_timeout(timeout, "timeout"),
-            telemetry=_telemetry.prediction("chat", self.identifier),
+            telemetry=_telemetry.prediction("chat", self.identifier, fields, self._source),
         )
 
     @overload
@@ -334,7 +334,9 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             description=f"completion on {self.identifier!r}",
             response_format=fmt,
             timeout=check_timeout(timeout, "timeout"),
-            telemetry=_telemetry.prediction("text_completion", self.identifier),
+            telemetry=_telemetry.prediction(
+                "text_completion", self.identifier, fields, self._source
+            ),
         )
 
     async def act(

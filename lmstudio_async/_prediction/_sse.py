@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._errors import LMStudioError
+from .._errors import LMStudioError, LMStudioUsageError
 
 if TYPE_CHECKING:
     from ._stream import PredictionStream
@@ -43,7 +43,18 @@ async def server_sent_events(prediction: PredictionStream[Any]) -> AsyncGenerato
     before the end (the browser went away), LM Studio is told to stop. Close the
     ``EventSource`` on ``done`` and ``error`` in the page: otherwise the browser reconnects,
     which sends the request again.
+
+    A prediction streams once: if it was already iterated (even partly) or its result awaited,
+    the first iteration raises ``LMStudioUsageError`` instead of a ``done`` event with no text
+    before it. Call ``server_sent_events()`` on a fresh ``model.respond(...)``.
     """
+    if prediction.done or prediction._accumulator.fragment_count > 0:
+        # Replaying would need every fragment kept after it was handed out; the caller
+        # already consumed them, so an answer-less event stream would only mislead the page.
+        raise LMStudioUsageError(
+            "server_sent_events() needs a prediction nobody has read yet: this one was already "
+            "iterated or awaited. Call it on a new model.respond(...) handle."
+        )
     try:
         async with prediction:
             async for fragment in prediction:

@@ -138,6 +138,7 @@ class PredictionStream(Generic[T]):
             callbacks.on_first_token is None
             and callbacks.on_prediction_fragment is None
             and callbacks.on_prompt_processing_progress is None
+            and telemetry is None  # telemetry times the first fragment (the slow path's `first`)
         )
         # A packet the synchronous fast path took from the channel but left to the slow path.
         self._pending: msgspec.Raw | None = None
@@ -522,6 +523,8 @@ class PredictionStream(Generic[T]):
     async def _fire_fragment_callbacks(self, fragment: PredictionFragment, first: bool) -> None:
         callbacks = self._callbacks
         if first:
+            if self._telemetry is not None:
+                self._telemetry.first_chunk()
             await self._complete_progress()
             if callbacks.on_first_token is not None:
                 await invoke(callbacks.on_first_token)
@@ -581,7 +584,9 @@ class PredictionStream(Generic[T]):
     def _ended(self) -> None:
         """The prediction ended with a result or an error (called exactly once)."""
         if self._telemetry is not None:
-            self._telemetry.ended(self._result, self._error or self._parse_error)
+            self._telemetry.ended(
+                self._result, self._error or self._parse_error, self._accumulator.fragment_count
+            )
         self._wake_waiters()
 
     def _wake_waiters(self) -> None:
@@ -616,7 +621,11 @@ class PredictionStream(Generic[T]):
         if self._state == _RUNNING and self._channel is not None:
             self._channel.cancel()
             if self._telemetry is not None:
-                self._telemetry.ended(None, LMStudioCancelledError("abandoned by `break`"))
+                self._telemetry.ended(
+                    None,
+                    LMStudioCancelledError("abandoned by `break`"),
+                    self._accumulator.fragment_count,
+                )
 
 
 def _accumulate(accumulator: PredictionAccumulator, packet: FragmentPacket) -> PredictionFragment:

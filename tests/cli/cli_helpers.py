@@ -53,9 +53,15 @@ def port_is_open(port: int) -> bool:
 INSTALLED = str(Path(sys.executable).with_name("lmstudio-async"))
 
 
-async def run_installed(*args: str | bytes, stdin: bytes | None = None) -> tuple[int, bytes, str]:
-    """Run the installed ``lmstudio-async`` to completion: exit code, stdout, stderr."""
-    done = await anyio.run_process([INSTALLED, *args], input=stdin, env=cli_env(), check=False)
+async def run_installed(
+    *args: str | bytes, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> tuple[int, bytes, str]:
+    """Run the installed ``lmstudio-async`` to completion: exit code, stdout, stderr.
+
+    ``env``: variables to set on top of ``cli_env()``."""
+    done = await anyio.run_process(
+        [INSTALLED, *args], input=stdin, env=cli_env() | (env or {}), check=False
+    )
     return done.returncode, done.stdout, done.stderr.decode()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import pty
 import signal
 import subprocess
 
@@ -116,7 +118,10 @@ def test_a_closed_port_gives_one_line_and_exit_code_1() -> None:
     assert done.stdout == ""
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith(f"lmstudio-async: no LM Studio answered on 127.0.0.1:{port} ")
+    assert lines[0].startswith(
+        f"lmstudio-async: no LM Studio answered on 127.0.0.1:{port} (Connection refused). "
+    )
+    assert "ssl:default" not in lines[0]  # aiohttp's wording is not the user's business
     assert "--simulate" in lines[0]
 
 
@@ -174,8 +179,17 @@ def test_a_file_that_is_not_an_image_is_a_one_line_error(tmp_path: pathlib.Path)
     done = run_cli(["chat", "--simulate", "--image", str(notes), "What is this?"])
     assert done.returncode == 1
     assert done.stdout == ""
-    assert "notes.txt is not an image LM Studio can read" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.stderr == (
+        f"lmstudio-async: --image {notes} is not an image LM Studio can read (it takes PNG, "
+        "JPEG, WebP, GIF or BMP). Give the path of an image file.\n"
+    )
+
+
+def test_a_missing_image_file_is_a_one_line_error_naming_the_flag(tmp_path: pathlib.Path) -> None:
+    missing = tmp_path / "missing.png"
+    done = run_cli(["chat", "--simulate", "--image", str(missing), "What is this?"])
+    assert done.returncode == 1
+    assert done.stderr == f"lmstudio-async: --image {missing}: No such file or directory.\n"
 
 
 async def receive_until(stream: anyio.abc.ByteReceiveStream, marker: bytes, seen: bytes) -> bytes:
@@ -194,22 +208,27 @@ async def test_ctrl_c_in_multi_turn_chat_stops_the_reply_and_returns_to_the_prom
             ScriptedReply(content=long_reply, tokens_per_second=40),
             ScriptedReply(content="Fine, briefly then."),
         )
-        async with await anyio.open_process(
-            [*CLI, "chat", "--host", f"{sim.host}:{sim.port}"], env=cli_env()
-        ) as process:
-            assert process.stdin is not None
-            assert process.stdout is not None
-            assert process.stderr is not None
-            await process.stdin.send(b"Talk for a while.\n")
-            out = await receive_until(process.stdout, b"word0", b"")
-            process.send_signal(signal.SIGINT)
-            err = await receive_until(process.stderr, b"stop reason: userStopped", b"")
-            # Still running, still at the prompt: the conversation goes on.
-            await process.stdin.send(b"Shorter, please.\n")
-            out = await receive_until(process.stdout, b"Fine, briefly then.\n", out)
-            await process.stdin.aclose()  # Ctrl-D
-            with anyio.fail_after(15):
-                code = await process.wait()
+        # A person at a terminal: stdin is a pseudo-terminal, typed lines go to its controller.
+        controller, terminal = pty.openpty()
+        try:
+            async with await anyio.open_process(
+                [*CLI, "chat", "--host", f"{sim.host}:{sim.port}"], env=cli_env(), stdin=terminal
+            ) as process:
+                assert process.stdout is not None
+                assert process.stderr is not None
+                os.write(controller, b"Talk for a while.\n")
+                out = await receive_until(process.stdout, b"word0", b"")
+                process.send_signal(signal.SIGINT)
+                err = await receive_until(process.stderr, b"stop reason: userStopped", b"")
+                # Still running, still at the prompt: the conversation goes on.
+                os.write(controller, b"Shorter, please.\n")
+                out = await receive_until(process.stdout, b"Fine, briefly then.\n", out)
+                os.write(controller, b"\x04")  # Ctrl-D at the start of a line
+                with anyio.fail_after(15):
+                    code = await process.wait()
+        finally:
+            os.close(terminal)
+            os.close(controller)
         assert code == 0, err
         first, second = sim.predictions
     assert first.status == "cancelled"
@@ -236,3 +255,30 @@ async def test_ctrl_c_at_the_prompt_ends_a_multi_turn_chat() -> None:
         with anyio.fail_after(15):
             code = await process.wait()
     assert code == 130
+
+
+async def test_ctrl_c_with_lines_from_a_pipe_stops_the_reply_and_the_program() -> None:
+    # Piped lines are read at once: returning to the "prompt" would answer the next line
+    # immediately, so Ctrl-C could never stop the program.
+    async with Simulator() as sim:
+        long_reply = " ".join(f"word{n}" for n in range(400))
+        replies = [ScriptedReply(content=long_reply, tokens_per_second=40) for _ in range(3)]
+        sim.script("qwen2.5-7b-instruct", *replies)
+        async with await anyio.open_process(
+            [*CLI, "chat", "--host", f"{sim.host}:{sim.port}"], env=cli_env()
+        ) as process:
+            assert process.stdin is not None
+            assert process.stdout is not None
+            assert process.stderr is not None
+            await process.stdin.send(b"one\ntwo\nthree\n")
+            await receive_until(process.stdout, b"word0", b"")
+            process.send_signal(signal.SIGINT)
+            err = await receive_until(process.stderr, b"stop reason: userStopped", b"")
+            with anyio.fail_after(15):
+                code = await process.wait()
+            async for chunk in process.stderr:
+                err += chunk
+        assert code == 130, err.decode()
+        assert len(sim.predictions) == 1
+        assert sim.predictions[0].cancel_received
+    assert b"Traceback" not in err

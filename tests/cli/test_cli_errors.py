@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 
+import anyio
 import pytest
 from aiohttp import web
-from cli_helpers import run_installed
+from cli_helpers import INSTALLED, cli_env, run_installed
 
 from lmstudio_async.testing import Faults, ScriptedReply, Simulator
 
@@ -156,3 +158,23 @@ async def test_help_lists_the_new_flags() -> None:
     assert code == 0
     for flag in ("--api-token TOKEN", "--timeout SECONDS", "-v, --verbose"):
         assert flag in out.decode()
+
+
+async def test_after_a_dropped_connection_the_error_starts_a_line_of_its_own() -> None:
+    async with Simulator() as sim:
+        sim.script(
+            "qwen2.5-7b-instruct",
+            ScriptedReply(content="a b c d e f", faults=Faults(drop_after_fragments=2)),
+        )
+        # stdout and stderr into one pipe, as a terminal shows them.
+        done = await anyio.run_process(
+            [INSTALLED, "chat", "--host", f"{sim.host}:{sim.port}", "Hi"],
+            env=cli_env(),
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    shown = done.stdout.decode()
+    assert done.returncode == 1
+    half_reply, error_line = shown.splitlines()
+    assert half_reply.strip() == "a b"
+    assert error_line.startswith("lmstudio-async: the connection to LM Studio at ")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import pty
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,107 @@ async def test_without_verbose_there_is_no_debug_output() -> None:
     code, _, err = await run_installed("chat", "--simulate", "Hi")
     assert code == 0, err
     assert "lmstudio_async:" not in err
+
+
+# Every command, not only chat: the whole kind of input a shell can hand over.
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["load", "--simulate", b"caf\xe9"],
+        ["get", "--simulate", b"caf\xe9"],
+        ["unload", "--simulate", b"caf\xe9"],
+        ["chat", "--simulate", "--model", b"caf\xe9", "Hi"],
+    ],
+    ids=["load", "get", "unload", "chat-model"],
+)
+async def test_undecodable_bytes_in_any_argument_are_replaced_for_every_command(
+    command: list[str | bytes],
+) -> None:
+    code, out, err = await run_installed(*command)
+    assert "Traceback" not in err
+    assert code == 1, err
+    assert out == b""
+    lines = err.splitlines()
+    assert lines[0].startswith("lmstudio-async: the input is not valid UTF-8;"), err
+    assert len(lines) == 2, err
+    assert lines[1].startswith("lmstudio-async: ")
+    assert "caf\N{REPLACEMENT CHARACTER}" in lines[1]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full device")
+@pytest.mark.parametrize(
+    "command", [["chat", "--simulate", "Hi"], ["models", "--simulate"]], ids=["chat", "models"]
+)
+async def test_output_to_a_full_disk_is_one_line_not_a_traceback(command: list[str]) -> None:
+    status, _, err = await in_shell('"$LMS" ' + " ".join(command) + ' >/dev/full 2>"$ERRFILE"')
+    assert err == "lmstudio-async: cannot write the output: No space left on device.\n"
+    assert status == 1
+
+
+@pytest.mark.parametrize("host", ["[::1", "ws://[::1:1234", "127.0.0.1:99999", "ftp://h:1"])
+async def test_a_malformed_host_is_a_usage_error_naming_the_flag(host: str) -> None:
+    code, out, err = await run_installed("chat", "--host", host, "Hi")
+    assert "Traceback" not in err
+    assert code == 2
+    assert out == b""
+    last = err.splitlines()[-1]
+    assert last.startswith(f"lmstudio-async chat: error: argument --host: {host!r}: "), err
+    assert "base_url" not in err
+    assert "use e.g. localhost:1234" in last
+
+
+async def test_a_malformed_base_url_variable_is_one_line_naming_the_variable() -> None:
+    code, out, err = await run_installed("models", env={"LMSTUDIO_BASE_URL": "[::1"})
+    assert code == 2
+    assert out == b""
+    assert err == (
+        "lmstudio-async: $LMSTUDIO_BASE_URL is '[::1': it is not a valid address (Invalid IPv6 "
+        "URL). Set it to an address (e.g. localhost:1234, 192.168.1.5:1234 or "
+        "http://localhost:1234), or unset it to find the local LM Studio.\n"
+    )
+
+
+async def test_credentials_in_the_host_point_at_the_token_flag_not_at_python() -> None:
+    code, _, err = await run_installed("chat", "--host", "user@127.0.0.1:1", "Hi")
+    assert code == 2
+    assert "api_token=" not in err
+    assert err.splitlines()[-1].endswith(
+        "it contains credentials (a user name or password); give the token with --api-token "
+        "(or $LM_API_TOKEN) instead"
+    )
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_an_unforeseen_error_is_one_line_asking_for_a_report(verbose: bool) -> None:
+    # A bug stands in for every error no command turned into a message: the CLI's edge must
+    # still print one line (and the traceback only when asked with -v).
+    program = textwrap.dedent(
+        """
+        import sys
+        from lmstudio_async._cli import _app, _models
+
+        async def broken(args, interrupts):
+            raise RuntimeError("boom")
+
+        _models.run_models = broken
+        sys.exit(_app.main(sys.argv[1:]))
+        """
+    )
+    flags = ["-v"] if verbose else []
+    done = subprocess.run(
+        [sys.executable, "-c", program, *flags, "models", "--simulate"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]
+    assert last == (
+        "lmstudio-async: unexpected error: RuntimeError: boom. This is a bug in lmstudio-async; "
+        "please report it with the output of the same command run with -v."
+    )
+    assert ("Traceback" in done.stderr) is verbose
+    if not verbose:
+        assert done.stderr == last + "\n"

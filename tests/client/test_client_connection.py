@@ -55,7 +55,17 @@ async def test_base_url_from_the_environment(
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "ftp://host:1", "ws://user:pw@host:1", "ws://host:1?x=1", "ws://host:99999"]
+    "bad",
+    [
+        "",
+        "ftp://host:1",
+        "ws://user:pw@host:1",
+        "ws://host:1?x=1",
+        "ws://host:99999",
+        "[::1",  # urlsplit's own ValueError ("Invalid IPv6 URL") must not escape
+        "ws://[::1:1234",
+        "host:port",
+    ],
 )
 def test_invalid_base_url_is_rejected_at_construction(bad: str) -> None:
     with pytest.raises(lms.LMStudioUsageError, match="base_url"):

@@ -78,3 +78,23 @@ async def test_a_failed_prediction_ends_with_an_error_event_and_raises(
     with pytest.raises(lms.LMStudioServerError, match="The model crashed"):
         await consume()
     assert seen[-1] == ("error", {"message": "The model crashed Cause: Out of memory"})
+
+
+@pytest.mark.parametrize("consume", ["awaited", "iterated", "partly iterated"])
+async def test_events_of_an_already_consumed_prediction_are_refused(
+    simulator: Simulator, model: lms.LLM, consume: str
+) -> None:
+    simulator.script("qwen2.5-7b-instruct", ScriptedReply(fragments=["a", "b", "c"]))
+    prediction = model.respond("Hi")
+    if consume == "awaited":
+        await prediction
+    elif consume == "iterated":
+        async for _ in prediction:
+            pass
+    else:
+        async for _ in prediction:
+            break
+    events = prediction.server_sent_events()
+    with pytest.raises(lms.LMStudioUsageError, match="already iterated or awaited"):
+        await events.__anext__()
+    await prediction.cancel()

@@ -51,6 +51,12 @@ class Telemetry:
         ]
 
 
+def client_port(client: lms.LMStudioClient) -> int:
+    base_url = client._pool.base_url
+    assert base_url is not None
+    return int(base_url.http.rsplit(":", 1)[1])
+
+
 @pytest.fixture
 def telemetry() -> Iterator[Telemetry]:
     recorded = Telemetry()
@@ -64,9 +70,12 @@ def telemetry() -> Iterator[Telemetry]:
 
 
 async def test_a_finished_prediction_is_one_client_span_with_genai_attributes(
-    telemetry: Telemetry, model: lms.LLM
+    telemetry: Telemetry, simulator: Simulator, model: lms.LLM
 ) -> None:
-    result = await model.respond("What is the meaning of life?")
+    result = await model.respond(
+        "What is the meaning of life?",
+        config={"temperature": 0.3, "max_tokens": 50, "top_p_sampling": 0.9, "top_k_sampling": 40},
+    )
     (span,) = telemetry.finished()
     assert span.name == f"chat {MODEL}"
     assert span.kind is SpanKind.CLIENT
@@ -78,7 +87,24 @@ async def test_a_finished_prediction_is_one_client_span_with_genai_attributes(
     assert attributes["gen_ai.response.model"] == MODEL
     assert attributes["gen_ai.usage.input_tokens"] == result.stats.prompt_tokens_count
     assert attributes["gen_ai.usage.output_tokens"] == result.stats.predicted_tokens_count == 8
-    assert attributes["gen_ai.response.finish_reasons"] == ("eosFound",)
+    # The conventions' value, LM Studio's own beside it.
+    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert attributes["lmstudio.finish_reason"] == "eosFound"
+    assert "gen_ai.system" not in attributes  # deprecated in favour of gen_ai.provider.name
+    assert attributes["server.address"] == simulator.host
+    assert attributes["server.port"] == simulator.port
+    assert attributes["gen_ai.request.temperature"] == 0.3
+    assert attributes["gen_ai.request.max_tokens"] == 50
+    assert attributes["gen_ai.request.top_p"] == 0.9
+    assert attributes["gen_ai.request.top_k"] == 40
+    assert "gen_ai.request.stop_sequences" not in attributes  # none were asked for
+    # The client's own measurement, and LM Studio's beside it.
+    first_chunk = attributes["gen_ai.response.time_to_first_chunk"]
+    assert isinstance(first_chunk, float)
+    # (Against the duration metric: both are read from the monotonic clock, while span
+    # timestamps are wall-clock time, which may be adjusted in between.)
+    ((_, duration),) = telemetry.points("gen_ai.client.operation.duration")
+    assert 0 < first_chunk < duration.sum
     assert attributes["lmstudio.time_to_first_token"] == result.stats.time_to_first_token_sec
     assert attributes["lmstudio.cancelled"] is False
     # Never what was said.
@@ -96,8 +122,38 @@ async def test_client_metrics_follow_the_conventions(telemetry: Telemetry, model
     assert "error.type" not in attributes
     assert duration.count == 1
     assert duration.sum > 0
-    ((_, first_token),) = telemetry.points("gen_ai.server.time_to_first_token")
-    assert first_token.sum == result.stats.time_to_first_token_sec
+    assert telemetry.points("gen_ai.server.time_to_first_token") == []  # a server metric
+    ((attributes, first_chunk),) = telemetry.points("gen_ai.client.operation.time_to_first_chunk")
+    (span,) = telemetry.finished()
+    assert first_chunk.count == 1
+    assert first_chunk.sum == dict(span.attributes or {})["gen_ai.response.time_to_first_chunk"]
+    assert attributes["server.port"] == dict(span.attributes or {})["server.port"]
+
+
+@pytest.mark.parametrize(
+    ("config", "scripted", "finish_reason"),
+    [
+        ({"max_tokens": 3}, {}, "length"),
+        ({"stop_strings": ["STOP"]}, {"content": "one two STOP three"}, "stop"),
+    ],
+)
+async def test_finish_reasons_use_the_conventions_values(
+    telemetry: Telemetry,
+    simulator: Simulator,
+    model: lms.LLM,
+    config: dict[str, Any],
+    scripted: dict[str, Any],
+    finish_reason: str,
+) -> None:
+    if scripted:
+        simulator.script(MODEL, ScriptedReply(**scripted))
+    result = await model.respond("Talk for a while, please, at some length.", config=config)
+    (span,) = telemetry.finished()
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.response.finish_reasons"] == (finish_reason,)
+    assert attributes["lmstudio.finish_reason"] == result.stats.stop_reason
+    if "stop_strings" in config:
+        assert attributes["gen_ai.request.stop_sequences"] == ("STOP",)
 
 
 async def test_a_prediction_cancelled_with_cancel_is_marked_cancelled(
@@ -112,8 +168,11 @@ async def test_a_prediction_cancelled_with_cancel_is_marked_cancelled(
     (span,) = telemetry.finished()
     attributes = dict(span.attributes or {})
     assert attributes["lmstudio.cancelled"] is True
+    # The conventions have no value for a stop the user asked for: LM Studio's is kept.
     assert attributes["gen_ai.response.finish_reasons"] == ("userStopped",)
     assert span.status.status_code is StatusCode.UNSET
+    # A cancelled prediction says nothing about how fast the model answers.
+    assert telemetry.points("gen_ai.client.operation.time_to_first_chunk") == []
 
 
 async def test_a_cancelled_task_ends_its_span_as_cancelled_not_failed(
@@ -144,7 +203,14 @@ async def test_a_break_ends_the_span_when_the_loop_next_runs(
     # the span ends then, without waiting for LM Studio to confirm the cancel.
     await asyncio.sleep(0)
     (span,) = telemetry.finished()
-    assert dict(span.attributes or {})["lmstudio.cancelled"] is True
+    attributes = dict(span.attributes or {})
+    assert attributes["lmstudio.cancelled"] is True
+    # What was known when the loop left: the fragment that had arrived, and when it did.
+    assert attributes["lmstudio.fragments_received"] == 1
+    first_chunk = attributes["gen_ai.response.time_to_first_chunk"]
+    assert isinstance(first_chunk, float)
+    assert first_chunk > 0
+    assert telemetry.points("gen_ai.client.operation.time_to_first_chunk") == []
     await prediction.result()  # the partial result: no second span
     assert len(telemetry.finished()) == 1
 
@@ -181,7 +247,9 @@ async def test_completion_embedding_and_load_get_their_spans(
     ]
     for span in telemetry.finished():
         assert span.kind is SpanKind.CLIENT
-        assert dict(span.attributes or {})["gen_ai.provider.name"] == "lmstudio"
+        attributes = dict(span.attributes or {})
+        assert attributes["gen_ai.provider.name"] == "lmstudio"
+        assert attributes["server.port"] == client_port(client)
 
 
 async def test_nothing_is_recorded_when_telemetry_is_off(model: lms.LLM) -> None:
@@ -223,6 +291,42 @@ def test_a_configured_global_tracer_provider_turns_it_on_by_itself() -> None:
     assert done.stdout.strip() == "['chat qwen2.5-7b-instruct']"
 
 
+def test_a_tracer_provider_set_after_a_client_was_created_is_picked_up_by_the_next() -> None:
+    program = textwrap.dedent(
+        """
+        import anyio
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        import lmstudio_async as lms
+        from lmstudio_async.testing import Simulator
+
+        async def main() -> None:
+            async with Simulator() as sim:
+                # A client created before the program configured OpenTelemetry...
+                async with lms.LMStudioClient(sim.base_url) as client:
+                    await (await client.llm.model("qwen2.5-7b-instruct")).respond("Hi")
+                exporter = InMemorySpanExporter()
+                provider = TracerProvider()
+                provider.add_span_processor(SimpleSpanProcessor(exporter))
+                trace.set_tracer_provider(provider)
+                # ...does not keep the next one from reporting.
+                async with lms.LMStudioClient(sim.base_url) as client:
+                    await (await client.llm.model("qwen2.5-7b-instruct")).respond("Hi")
+                print([span.name for span in exporter.get_finished_spans()])
+
+        anyio.run(main)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['chat qwen2.5-7b-instruct']"
+
+
 def test_without_the_otel_extra_enabling_says_how_to_get_it() -> None:
     program = textwrap.dedent(
         """
@@ -238,4 +342,6 @@ def test_without_the_otel_extra_enabling_says_how_to_get_it() -> None:
     done = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
-    assert "pip install 'lmstudio-async[otel]'" in done.stdout
+    # Not on PyPI: the advice must work from a clone.
+    assert "`uv sync --extra otel` or `pip install '.[otel]'`" in done.stdout
+    assert "lmstudio-async[otel]" not in done.stdout

@@ -87,7 +87,8 @@ def chat_then_close_the_tab(driver: webdriver.Chrome, url: str, screenshot: Path
     driver.get(url)
     ask(driver, "Hello there")
     wait.until(lambda d: text_of(d, "stats") != "")
-    first = [text_of(driver, "reply"), text_of(driver, "stats")]
+    first = [text_of(driver, "reasoning"), text_of(driver, "reply"), text_of(driver, "stats")]
+    dimmed = driver.find_element(By.ID, "reasoning").value_of_css_property("color")
     ask(driver, "Tell me a long story")
     wait.until(lambda d: "word5 " in text_of(d, "reply"))
     partial = text_of(driver, "reply")
@@ -96,7 +97,7 @@ def chat_then_close_the_tab(driver: webdriver.Chrome, url: str, screenshot: Path
     driver.switch_to.new_window("tab")  # the browser stays open...
     driver.switch_to.window(chat_tab)
     driver.close()  # ...while the tab goes away mid-reply
-    return [*first, partial]
+    return [*first, dimmed, partial]
 
 
 async def test_the_chat_page_streams_and_a_closed_tab_cancels_the_prediction(
@@ -105,22 +106,25 @@ async def test_the_chat_page_streams_and_a_closed_tab_cancels_the_prediction(
     async with Simulator() as sim:
         sim.script(
             "qwen2.5-7b-instruct",
-            ScriptedReply(content="You said: Hello there"),
+            # A thinking model: its reasoning must show, not a blank page until the answer.
+            ScriptedReply(reasoning="The user greets me.", content="You said: Hello there"),
             ScriptedReply(content=STORY, tokens_per_second=50),
         )
         process, url = await start_app(sim)
         async with process:
             try:
                 screenshot = tmp_path / "chat.png"
-                reply, stats, partial = await anyio.to_thread.run_sync(
+                thinking, reply, stats, dimmed, partial = await anyio.to_thread.run_sync(
                     chat_then_close_the_tab, browser, url + "/", screenshot
                 )
                 await sim.wait_for(lambda: sim.predictions[-1].cancel_received, timeout=15)
             finally:
                 process.terminate()
         first, second = sim.predictions
+    assert thinking == "The user greets me."
+    assert dimmed == "rgba(136, 136, 136, 1)"  # #888, apart from the answer's black
     assert reply == "You said: Hello there"
-    assert stats == "4 tokens, stop reason: eosFound"
+    assert stats.endswith(" tokens, stop reason: eosFound")
     assert first.status == "finished"
     assert partial.startswith("word0 word1 word2 word3 word4 word5")
     assert second.status == "cancelled"

@@ -41,7 +41,14 @@ def test_quickstart_streams_and_prints_the_stats() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["quickstart.py", "streaming.py", "structured_output.py", "tool_use.py", "model_management.py"],
+    [
+        "quickstart.py",
+        "streaming.py",
+        "structured_output.py",
+        "tool_use.py",
+        "model_management.py",
+        "vision.py",
+    ],
 )
 def test_without_lm_studio_an_example_says_what_to_do_in_one_line(name: str) -> None:
     nowhere = f"127.0.0.1:{closed_port()}"
