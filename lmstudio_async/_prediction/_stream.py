@@ -341,12 +341,16 @@ class PredictionStream(Generic[T]):
     def _can_fall_back(self) -> bool:
         return self._accumulator.fragment_count == 0 and self._result is None
 
-    def _take_buffered(self) -> PredictionFragment | None:
-        """The next fragment if it is already buffered and needs no awaiting, else ``None``.
+    def _take_buffered(self) -> PredictionFragment | asyncio.Future[None] | None:
+        """The ``async for`` fast path, one call per step: the next fragment if it is buffered
+        and needs no awaiting; else the channel's future when the only thing to do is wait for
+        the next packet; else ``None`` (the slow path, :meth:`_next_fragment`).
 
-        The ``async for`` fast path: no coroutine is created for a fragment that is waiting in
-        the buffer. Anything else it took (another packet type, an undecodable one) is left in
-        ``_pending`` for :meth:`_next_fragment`, which handles it with the full error handling.
+        No coroutine is created for a fragment that is waiting in the buffer, and a waiting
+        prediction awaits the channel's future directly (one coroutine frame: thousands may
+        wait at once). Anything else it took (another packet type, an undecodable one) is left
+        in ``_pending`` for :meth:`_next_fragment`, which handles it with the full error
+        handling.
         """
         channel = self._channel
         if channel is None or self._state != _RUNNING or not self._quiet or self._consuming:
@@ -355,7 +359,9 @@ class PredictionStream(Generic[T]):
             return None
         raw = channel.next_nowait()
         if raw is None:
-            return None
+            if self._bounded or channel.ended:
+                return None
+            return channel.wait()
         try:
             packet = predict_packets.decode(raw)
         except msgspec.ValidationError:
@@ -364,22 +370,11 @@ class PredictionStream(Generic[T]):
         if type(packet) is not FragmentPacket:
             self._pending = raw
             return None
-        return _accumulate(self._accumulator, packet)
-
-    def _idle_waiter(self) -> asyncio.Future[None] | None:
-        """The channel's future when the only thing to do is wait for the next packet."""
-        channel = self._channel
-        if (
-            channel is None
-            or self._state != _RUNNING
-            or not self._quiet
-            or self._bounded
-            or self._consuming
-            or self._pending is not None
-            or channel.ended
-        ):
-            return None
-        return channel.wait()
+        piece = packet.fragment
+        if type(piece) is not PredictionFragment:
+            return _accumulate(self._accumulator, packet)
+        self._accumulator.add(piece)
+        return piece
 
     def _abandon_on(self, exc: BaseException) -> None:
         # Cancellation, a timeout around us, or a callback that raised: nobody will read the
@@ -521,14 +516,14 @@ class _FragmentIterator:
         if self._task is None:
             self._task = stream._iterating_task = asyncio.current_task()
         while True:
-            fragment = stream._take_buffered()
-            if fragment is not None:
-                return fragment
-            waiter = stream._idle_waiter()
-            if waiter is None:
+            step = stream._take_buffered()
+            if step is None:
                 break
+            if isinstance(step, PredictionFragment):
+                return step
             # Waiting right here, on the channel's future, keeps a waiting prediction to one
             # coroutine frame: thousands may be waiting at once.
+            waiter = step
             stream._consuming = True
             try:
                 await waiter
