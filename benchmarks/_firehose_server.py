@@ -31,6 +31,7 @@ from typing import Any, Final, Literal
 import msgspec
 from aiohttp import WSMsgType, web
 
+from lmstudio_async.testing._basemodel import default_prediction_fields
 from lmstudio_async.testing._catalog import Instance, default_catalog
 from lmstudio_async.testing._firehose import ws_text_frame
 
@@ -139,6 +140,10 @@ class _Model:
         )
         self.info = instance.info()
         self.load_config = instance.load_config()
+        # LM Studio reports every effective prediction setting, so a client pays for reading
+        # them once per prediction; an empty config here would flatter it.
+        fields = default_prediction_fields().items()
+        self.prediction_config = {"fields": [{"key": k, "value": v} for k, v in fields]}
 
 
 class _Stream:
@@ -254,7 +259,7 @@ def _end(model: _Model, channel_id: int, stop_reason: str, tokens: int) -> bytes
         "stats": stats,
         "modelInfo": model.info,
         "loadModelConfig": model.load_config,
-        "predictionConfig": {"fields": []},
+        "predictionConfig": model.prediction_config,
     }
     close = _frame({"type": "channelClose", "channelId": channel_id})
     return _send_frame(channel_id, success) + close
