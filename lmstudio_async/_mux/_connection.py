@@ -32,6 +32,7 @@ from .._protocol.envelope import (
     encode_channel_create,
     encode_rpc_call,
 )
+from .._protocol.packets import fragment_sends
 from .._timeouts import DEFAULT_TIMEOUTS, Timeouts, explicit_deadline_active
 from .._transport import Transport, TransportClosed
 from ._channel import Channel
@@ -323,7 +324,9 @@ class Connection:
         """
         limiter = self._prediction_limiter
         if limiter is None:
-            return self.open_channel(endpoint, parameter)
+            channel = self.open_channel(endpoint, parameter)
+            channel.takes_fragments = True
+            return channel
         self._check_alive()
         borrower = object()
         await limiter.acquire_on_behalf_of(borrower)
@@ -334,6 +337,7 @@ class Connection:
             limiter.release_on_behalf_of(borrower)
             raise
         channel._slot_release = lambda: limiter.release_on_behalf_of(borrower)
+        channel.takes_fragments = True
         return channel
 
     async def call(self, endpoint: str, parameter: Any = msgspec.UNSET) -> msgspec.Raw:
@@ -366,8 +370,20 @@ class Connection:
     async def _read_loop(self, transport: Transport) -> None:
         receive = transport.receive
         channels = self._channels
+        decode_fragment = fragment_sends.decode
         while True:
             frame = await receive()
+            # The hottest path: a fragment for an open prediction, decoded once, whole. Any
+            # other frame fails this decode and takes the general path below.
+            try:
+                sent = decode_fragment(frame)
+            except msgspec.DecodeError:
+                pass
+            else:
+                channel = channels.get(sent.channel_id)
+                if channel is not None and channel.takes_fragments:
+                    channel._feed(sent.message)
+                    continue
             try:
                 envelope = decode_envelope(frame)
             except msgspec.DecodeError:

@@ -18,6 +18,7 @@ from .._errors import (
     server_error_from_payload,
 )
 from .._mux import Channel, ChannelClosed, EndpointRejected
+from .._mux._channel import Packet
 from .._protocol.packets import (
     PREDICT_TYPES,
     FragmentPacket,
@@ -246,7 +247,7 @@ class PredictionStream(Generic[T]):
             f"{self._accumulator.fragment_count} fragments; it was cancelled in LM Studio."
         )
 
-    async def _next_within(self, channel: Channel) -> msgspec.Raw:
+    async def _next_within(self, channel: Channel) -> Packet:
         """Wait for the next packet under whichever deadline ends first."""
         timeouts = channel.timeouts
         now = anyio.current_time()
@@ -292,6 +293,7 @@ class PredictionStream(Generic[T]):
             channel = self._channel or await self._ensure_started()
             accumulator = self._accumulator
             while True:
+                raw: Packet | None
                 raw, self._pending = self._pending, None
                 if raw is None:
                     raw = channel.next_nowait()
@@ -362,14 +364,17 @@ class PredictionStream(Generic[T]):
             if self._bounded or channel.ended:
                 return None
             return channel.wait()
-        try:
-            packet = predict_packets.decode(raw)
-        except msgspec.ValidationError:
-            self._pending = raw
-            return None
-        if type(packet) is not FragmentPacket:
-            self._pending = raw
-            return None
+        if not isinstance(raw, msgspec.Raw):
+            packet = raw  # a FragmentPacket, decoded by the receive loop with its envelope
+        else:
+            try:
+                packet = predict_packets.decode(raw)
+            except msgspec.ValidationError:
+                self._pending = raw
+                return None
+            if type(packet) is not FragmentPacket:
+                self._pending = raw
+                return None
         piece = packet.fragment
         if type(piece) is not PredictionFragment:
             return _accumulate(self._accumulator, packet)
