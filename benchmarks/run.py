@@ -497,7 +497,33 @@ def report(rows: Sequence[Row], clients: Sequence[str], sizes: Sizes, elapsed: f
         for name, value, ok in targets(rows):
             mark = "n/a" if ok is None else ("yes" if ok else "**no**")
             lines.append(f"| {name} | {value} | {mark} |")
+        lines += ["", *ratios(rows)]
     return "\n".join(lines)
+
+
+def ratios(rows: Sequence[Row]) -> list[str]:
+    """Per scenario and interleaving: ours over the floor by throughput and by CPU time, and
+    over the official SDK. The CPU ratio (floor CPU per fragment over ours) moves far less with
+    the machine's load than throughput does: it is what code changes are judged by."""
+    lines = [
+        "| scenario | ours / floor, fragments/s | ours / floor, CPU per fragment (inverse) "
+        "| ours / official SDK, fragments/s |",
+        "|---|---|---|---|",
+    ]
+    for scenario, interleavings in INTERLEAVINGS.items():
+        for interleaving in interleavings:
+            key = f"{scenario}/{interleaving}"
+            rate = _row(rows, f"{key}/rate")
+            if rate is None:
+                continue
+            cells = [
+                _ratio(rows, f"{key}/rate", "ours", "floor"),
+                _ratio(rows, f"{key}/cpu", "floor", "ours"),
+                _ratio(rows, f"{key}/rate", "ours", "official"),
+            ]
+            text = " | ".join("n/a" if c is None else f"{c:.2f}x" for c in cells)
+            lines.append(f"| {rate.scenario} | {text} |")
+    return lines
 
 
 def write_results(path: Path, generated: str) -> None:
