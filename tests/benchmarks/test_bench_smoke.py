@@ -25,7 +25,10 @@ def test_quick_run_measures_every_client_and_scenario(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = output.read_text()
     assert "<!-- generated:start -->" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "|---" not in line]
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("| scenario | metric |")))
+    end = lines.index("", start)
+    rows = lines[start + 2 : end]  # the results table, without its header
     scenario_rows = [r for r in rows if r.startswith(("| 1.", "| 2.", "| 3.", "| 4.", "| 5."))]
     # Scenario 1 on one channel, 2 and 3 on both interleavings, three metrics each (rate, CPU,
     # the server's CPU share); 4 and 5 one metric each.
@@ -41,3 +44,6 @@ def test_quick_run_measures_every_client_and_scenario(tmp_path: Path) -> None:
     assert len(server_rows) == 5
     assert all("%" in r for r in server_rows)
     assert "| S3: every fragment delivered to the right prediction | yes | yes |" in text
+    # The ratio table: both interleavings of the concurrent scenarios, every ratio measured.
+    ratio_rows = [line for line in lines if line.startswith("| ") and line.count("x |") == 3]
+    assert len(ratio_rows) == 5
