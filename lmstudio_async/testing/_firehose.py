@@ -15,9 +15,10 @@ concatenated bytes. That reaches past aiohttp's public API (``ws._writer.transpo
 purpose: per-frame ``send_frame`` calls cost more than a fast client spends reading them.
 Each prediction still does the simulator's full per-prediction work, which with a thousand
 short predictions at once costs more than a fast client does: ``benchmarks/`` measures
-websocket clients against a server of its own (``benchmarks/_firehose_server.py``). Batches are written under the connection's
-send lock, so frames of concurrent channels never interleave mid-frame, and the writer waits
-for the transport's buffer to drain between batches (normal flow control).
+websocket clients against a server of its own (``benchmarks/_firehose_server.py``).
+Batches are written under the connection's send lock, so frames of concurrent channels never
+interleave mid-frame, and the writer waits for the transport's buffer to drain between
+batches (normal flow control).
 """
 
 from __future__ import annotations
