@@ -271,6 +271,16 @@ def _run_all(
                 fast_reps=reps if reps == 1 else max(reps, FAST_REPS_MIN),
             )
             rows += [rate, cpu, busy]
+            floor, busiest = (
+                rate.median("floor"),
+                max((m for c in measured if (m := busy.median(c)) is not None), default=None),
+            )
+            if floor is not None and busiest is not None:
+                print(
+                    f"  {title}: bare loop (floor) {floor:,.0f} fragments/s; the server's "
+                    f"busiest median CPU share {busiest:.0%}",
+                    file=sys.stderr,
+                )
 
     title = "4. cold start: import + connect + respond (8 fragments) + close"
     print(title, file=sys.stderr)
