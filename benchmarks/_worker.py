@@ -38,6 +38,22 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * _PAGE
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time process ``pid`` has used so far, all threads, from /proc (Linux; ns precision).
+
+    ``/proc/PID/stat`` counts in 10 ms ticks, too coarse for a server that is meant to be
+    nearly idle during a one-second run; each thread's ``schedstat`` counts nanoseconds.
+    """
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
 def tag_of(index: int) -> str:
     return f"p{index}"
 
@@ -234,22 +250,31 @@ def _check(tag: str, n: int, got: list[str]) -> None:
 
 async def stream(client: str, params: dict[str, Any]) -> dict[str, Any]:
     """Scenario 1 (one prediction) and 2/3 (``predictions`` at once on one client)."""
-    n, count = params["fragments"], params.get("predictions", 1)
-    async with CLIENTS[client](params["firehose"]) as c:
+    n, count, server = params["fragments"], params.get("predictions", 1), params["server_pid"]
+    async with CLIENTS[client](params["port"]) as c:
         await c.predict("warm", 10)
         gc.collect()
+        server0 = cpu_seconds(server)
         cpu0, t0 = time.process_time(), time.perf_counter()
         results = await asyncio.gather(*(c.predict(tag_of(i), n) for i in range(count)))
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        server_cpu = cpu_seconds(server) - server0
     for i, got in enumerate(results):
         _check(tag_of(i), n, got)
     total = n * count
-    return {"fragments_per_s": total / wall, "cpu_s_per_100k": cpu * 100_000 / total}
+    return {
+        "fragments_per_s": total / wall,
+        "cpu_s_per_100k": cpu * 100_000 / total,
+        # The share of the run the server spent on a CPU: near 1.0 would mean it set the pace.
+        "server_busy": server_cpu / wall,
+        "server_cpu_s": server_cpu,
+        "wall_s": wall,
+    }
 
 
 async def cold(client: str, params: dict[str, Any]) -> dict[str, Any]:
     """Scenario 4: import + connect + one short respond + close, from process start."""
-    async with CLIENTS[client](params["firehose"]) as c:
+    async with CLIENTS[client](params["port"]) as c:
         got = await c.predict("hello", 8)
     _check("hello", 8, got)
     return {"wall_s": time.perf_counter() - T_PROCESS_START}
@@ -258,7 +283,7 @@ async def cold(client: str, params: dict[str, Any]) -> dict[str, Any]:
 async def memory(client: str, params: dict[str, Any]) -> dict[str, Any]:
     """Scenario 5: RSS per in-flight prediction, each held open by a stalled server."""
     count = params["predictions"]
-    async with CLIENTS[client](params["stall"]) as c:
+    async with CLIENTS[client](params["port"]) as c:
         # Warm every code path first: one prediction held in flight and then cancelled.
         loop = asyncio.get_running_loop()
         warm = asyncio.Event()

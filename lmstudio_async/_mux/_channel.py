@@ -9,12 +9,17 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .._protocol.envelope import encode_cancel, encode_channel_send
+from .._protocol.packets import FragmentPacket
 
 if TYPE_CHECKING:
     from .._timeouts import Timeouts
     from ._connection import Connection
 
-__all__ = ["Channel", "ChannelClosed"]
+__all__ = ["Channel", "ChannelClosed", "Packet"]
+
+Packet = msgspec.Raw | FragmentPacket
+"""A buffered packet: raw, for the consumer's own decoder, or a fragment the receive loop
+decoded together with its envelope (only on channels with ``takes_fragments``)."""
 
 logger = logging.getLogger("lmstudio_async")
 
@@ -48,6 +53,7 @@ class Channel:
         "endpoint",
         "id",
         "packets_received",
+        "takes_fragments",
     )
 
     def __init__(self, connection: Connection, channel_id: int, endpoint: str) -> None:
@@ -56,7 +62,7 @@ class Channel:
         self.endpoint = endpoint
         # A list read from ``_head`` rather than a deque: an idle deque costs ~600 bytes, and
         # thousands of predictions may sit waiting at once.
-        self._buffer: list[msgspec.Raw] = []
+        self._buffer: list[Packet] = []
         self._head = 0
         self._waiter: asyncio.Future[None] | None = None
         self._end: BaseException | None = None
@@ -65,6 +71,8 @@ class Channel:
         # Set for predictions under ``max_concurrent_predictions``: frees the slot once.
         self._slot_release: Callable[[], None] | None = None
         self.packets_received = 0
+        # Set for prediction channels: the receive loop may buffer a decoded FragmentPacket.
+        self.takes_fragments = False
 
     def __repr__(self) -> str:
         state = "open" if self._end is None else type(self._end).__name__
@@ -73,7 +81,7 @@ class Channel:
 
     # -- receive-loop side: synchronous, never blocks ------------------------------------------
 
-    def _feed(self, packet: msgspec.Raw) -> None:
+    def _feed(self, packet: Packet) -> None:
         self.packets_received += 1
         if self._discarding:
             return
@@ -118,7 +126,7 @@ class Channel:
         """The client's deadlines (the prediction phases read theirs from here)."""
         return self._connection.timeouts
 
-    def next_nowait(self) -> msgspec.Raw | None:
+    def next_nowait(self) -> Packet | None:
         """The next buffered packet, or ``None`` when none is buffered (check :attr:`ended`)."""
         buffer, head = self._buffer, self._head
         if head == len(buffer):
@@ -147,7 +155,7 @@ class Channel:
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         return waiter
 
-    async def next(self) -> msgspec.Raw:
+    async def next(self) -> Packet:
         """The next packet. Raises :class:`ChannelClosed` or the channel's error at the end."""
         while True:
             packet = self.next_nowait()

@@ -34,6 +34,7 @@ from .._protocol.envelope import (
     encode_channel_create,
     encode_rpc_call,
 )
+from .._protocol.packets import fragment_sends
 from .._timeouts import DEFAULT_TIMEOUTS, Timeouts, explicit_deadline_active
 from .._transport import Transport, TransportClosed
 from ._channel import Channel
@@ -403,6 +404,7 @@ class Connection:
         if limiter is None:
             channel = self.open_channel(endpoint, parameter)
             self._want_barrier()
+            channel.takes_fragments = True
             return channel
         self._check_alive()
         borrower = object()
@@ -415,6 +417,7 @@ class Connection:
             raise
         channel._slot_release = lambda: limiter.release_on_behalf_of(borrower)
         self._want_barrier()
+        channel.takes_fragments = True
         return channel
 
     async def call(self, endpoint: str, parameter: Any = msgspec.UNSET) -> Payload:
@@ -450,11 +453,23 @@ class Connection:
     async def _read_loop(self, transport: Transport) -> None:
         receive = transport.receive
         channels = self._channels
+        decode_fragment = fragment_sends.decode
         while True:
             frame = await receive()
+            # The hottest path: a fragment for an open prediction, decoded once, whole. Any
+            # other frame fails this decode and takes the general path below.
+            try:
+                sent = decode_fragment(frame)
+            except (msgspec.DecodeError, UnicodeError):
+                pass  # odd text (invalid UTF-8, lone surrogates) is mended on the general path
+            else:
+                channel = channels.get(sent.channel_id)
+                if channel is not None and channel.takes_fragments:
+                    channel._feed(sent.message)
+                    continue
             try:
                 envelope = decode_envelope(frame)
-            except (msgspec.DecodeError, UnicodeDecodeError):
+            except (msgspec.DecodeError, UnicodeError):
                 # Off the hot path: odd text (invalid UTF-8, lone surrogates) or no envelope.
                 recovered = self._recover(frame)
                 if recovered is None:

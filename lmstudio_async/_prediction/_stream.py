@@ -19,6 +19,7 @@ from .._errors import (
     server_error_from_payload,
 )
 from .._mux import Channel, ChannelClosed, EndpointRejected
+from .._mux._channel import Packet
 from .._protocol._mending import has_surrogates, mend_text
 from .._protocol.packets import (
     PREDICT_TYPES,
@@ -141,7 +142,7 @@ class PredictionStream(Generic[T]):
             and telemetry is None  # telemetry times the first fragment (the slow path's `first`)
         )
         # A packet the synchronous fast path took from the channel but left to the slow path.
-        self._pending: msgspec.Raw | None = None
+        self._pending: Packet | None = None
         self._description = description
         self._state = _NOT_STARTED
         self._channel: Channel | None = None
@@ -324,7 +325,7 @@ class PredictionStream(Generic[T]):
             f"{self._accumulator.fragment_count} fragments; it was cancelled in LM Studio."
         )
 
-    async def _next_within(self, channel: Channel) -> msgspec.Raw:
+    async def _next_within(self, channel: Channel) -> Packet:
         """Wait for the next packet under whichever deadline ends first."""
         timeouts = channel.timeouts
         now = anyio.current_time()
@@ -367,6 +368,7 @@ class PredictionStream(Generic[T]):
             channel = self._channel or await self._ensure_started()
             accumulator = self._accumulator
             while True:
+                raw: Packet | None
                 raw, self._pending = self._pending, None
                 if raw is None:
                     raw = channel.next_nowait()
@@ -444,11 +446,13 @@ class PredictionStream(Generic[T]):
         return self._accumulator.fragment_count == 0 and self._result is None
 
     def _take_buffered(self) -> PredictionFragment | None:
-        """The next fragment if it is already buffered and needs no awaiting, else ``None``.
+        """The ``async for`` fast path: the next fragment if it is buffered and needs no
+        awaiting, else ``None`` (then :meth:`_idle_waiter`, or the slow path
+        :meth:`_next_fragment`).
 
-        The ``async for`` fast path: no coroutine is created for a fragment that is waiting in
-        the buffer. Anything else it took (another packet type, an undecodable one) is left in
-        ``_pending`` for :meth:`_next_fragment`, which handles it with the full error handling.
+        No coroutine is created for a fragment that is waiting in the buffer. Anything else it
+        took (another packet type, an undecodable one) is left in ``_pending`` for
+        :meth:`_next_fragment`, which handles it with the full error handling.
         """
         channel = self._channel
         if channel is None or self._state != _RUNNING or not self._quiet or self._consuming:
@@ -458,16 +462,23 @@ class PredictionStream(Generic[T]):
         raw = channel.next_nowait()
         if raw is None:
             return None
-        try:
-            packet = predict_packets.decode(raw)
-        except (msgspec.ValidationError, UnicodeDecodeError, TypeError):
-            # A packet to mend (see _protocol/_mending.py) or to recover: the slow path.
-            self._pending = raw
-            return None
-        if type(packet) is not FragmentPacket:
-            self._pending = raw
-            return None
-        return _accumulate(self._accumulator, packet)
+        if isinstance(raw, FragmentPacket):
+            packet = raw  # decoded by the receive loop together with its envelope
+        else:
+            try:
+                packet = predict_packets.decode(raw)
+            except (msgspec.ValidationError, UnicodeDecodeError, TypeError):
+                # A packet to mend (see _protocol/_mending.py) or to recover: the slow path.
+                self._pending = raw
+                return None
+            if type(packet) is not FragmentPacket:
+                self._pending = raw
+                return None
+        piece = packet.fragment
+        if type(piece) is not PredictionFragment:
+            return _accumulate(self._accumulator, packet)
+        self._accumulator.add(piece)
+        return piece
 
     def _idle_waiter(self) -> asyncio.Future[None] | None:
         """The channel's future when the only thing to do is wait for the next packet."""

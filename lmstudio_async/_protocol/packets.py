@@ -36,7 +36,9 @@ __all__ = [
     "ToolCallGenerationNameReceived",
     "ToolCallGenerationStart",
     "UnloadingOtherJITModel",
+    "FragmentSend",
     "decode_packet",
+    "fragment_sends",
     "predict_packets",
 ]
 
@@ -87,6 +89,18 @@ class PredictSuccess(_Packet, tag="success"):
     model_info: LLMInstanceInfo
     load_model_config: KVConfig = msgspec.field(default_factory=lambda: KVConfig(fields=[]))
     prediction_config: KVConfig = msgspec.field(default_factory=lambda: KVConfig(fields=[]))
+
+
+class FragmentSend(msgspec.Struct, tag_field="type", tag="channelSend", rename="camel"):
+    """A whole ``channelSend`` frame whose packet is a ``fragment``, decoded in one pass.
+
+    The receive loop tries this first: a streamed fragment is then parsed once, envelope and
+    packet together, instead of as an envelope with a :class:`msgspec.Raw` packet that the
+    prediction parses again. Any other frame fails it and takes the general path.
+    """
+
+    channel_id: int
+    message: FragmentPacket
 
 
 PredictPacket = (
@@ -143,6 +157,7 @@ GetOrLoadPacket = (
 )
 
 predict_packets: Final = msgspec.json.Decoder(PredictPacket)
+fragment_sends: Final = msgspec.json.Decoder(FragmentSend)
 load_model_packets: Final = msgspec.json.Decoder(LoadModelPacket)
 get_or_load_packets: Final = msgspec.json.Decoder(GetOrLoadPacket)
 
@@ -159,15 +174,21 @@ _any_packet: Final = msgspec.json.Decoder(dict[str, Any])
 
 
 def decode_packet(
-    decoder: msgspec.json.Decoder[_T], raw: Payload, known: frozenset[str]
+    decoder: msgspec.json.Decoder[_T], raw: Payload | FragmentPacket, known: frozenset[str]
 ) -> _T | UnknownPacket:
     """Decode one channel packet; an unknown ``type`` becomes :class:`UnknownPacket`.
 
     A *known* packet that fails validation is a real protocol problem and raises
     :class:`msgspec.ValidationError` -- unless it is a predict packet carrying an enumeration
     value newer than this client, which is accepted as a plain string. A packet with invalid
-    UTF-8 or lone surrogates (see ``_mending``) is decoded with its text mended, not refused.
+    UTF-8 or lone surrogates (see ``_mending``) is decoded with its text mended, not refused. A
+    :class:`FragmentPacket` was decoded with its envelope already (:class:`FragmentSend`).
     """
+    if isinstance(raw, FragmentPacket):
+        if decoder is predict_packets:
+            fragment: _T = raw  # type: ignore[assignment]
+            return fragment
+        return UnknownPacket("fragment")  # not a packet of this channel's endpoint
     packet: Any
     if type(raw) is msgspec.Raw:
         try:

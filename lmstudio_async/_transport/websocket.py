@@ -24,6 +24,13 @@ _RAW_TEXT: Final[dict[str, Any]] = (
     else {}
 )
 _DATA_TYPES: Final = frozenset({aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY})
+# Bytes asked of the socket per read; asyncio's selector transports default to 256 KiB. Every
+# prediction that gets packets in a read is woken once for them, so when many predictions
+# stream at once a larger read means fewer task switches per fragment: with 1,000 predictions
+# interleaved frame by frame, 256 KiB holds ~1.5 fragments of each, 1 MiB ~6, and the client
+# spends ~25% less CPU per fragment (benchmarks/RESULTS.md). A slow server changes nothing:
+# a read returns whatever has arrived, it never waits to fill the buffer.
+_READ_SIZE: Final = 1024 * 1024
 
 
 def open_session() -> aiohttp.ClientSession:
@@ -35,6 +42,7 @@ class WebSocketTransport:
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
         self._ws = ws
+        _enlarge_reads(ws)
 
     @classmethod
     async def connect(
@@ -79,6 +87,18 @@ class WebSocketTransport:
         # Closing a broken socket must never raise: the caller is already cleaning up.
         with contextlib.suppress(Exception):
             await self._ws.close()
+
+
+def _enlarge_reads(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
+    """Raise the socket's read size to ``_READ_SIZE`` where the transport has one.
+
+    ``max_size`` is the per-``recv`` size of asyncio's own socket transports (3.10 to 3.13);
+    other transports (TLS, uvloop) lack it and keep their own: the effect is speed only.
+    """
+    writer = getattr(ws, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    if isinstance(getattr(type(transport), "max_size", None), int):
+        transport.max_size = max(transport.max_size, _READ_SIZE)  # type: ignore[union-attr]
 
 
 async def probe_greeting(session: aiohttp.ClientSession, http_base: str, timeout: float) -> bool:

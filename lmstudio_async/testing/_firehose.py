@@ -12,10 +12,13 @@ N ``fragment``, ``success``, ``channelClose``); only the way fragments are writt
 The fragment envelope is encoded once per prediction, framed once as an unmasked websocket
 text frame, and written ``_BATCH`` frames at a time with one ``transport.write`` of the
 concatenated bytes. That reaches past aiohttp's public API (``ws._writer.transport``) on
-purpose: a benchmark server must never be the bottleneck, and per-frame ``send_frame`` calls
-cost more than a fast client spends reading them. Batches are written under the connection's
-send lock, so frames of concurrent channels never interleave mid-frame, and the writer waits
-for the transport's buffer to drain between batches (normal flow control).
+purpose: per-frame ``send_frame`` calls cost more than a fast client spends reading them.
+Each prediction still does the simulator's full per-prediction work, which with a thousand
+short predictions at once costs more than a fast client does: ``benchmarks/`` measures
+websocket clients against a server of its own (``benchmarks/_firehose_server.py``).
+Batches are written under the connection's send lock, so frames of concurrent channels never
+interleave mid-frame, and the writer waits for the transport's buffer to drain between
+batches (normal flow control).
 """
 
 from __future__ import annotations

@@ -25,12 +25,25 @@ def test_quick_run_measures_every_client_and_scenario(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = output.read_text()
     assert "<!-- generated:start -->" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "|---" not in line]
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("| scenario | metric |")))
+    end = lines.index("", start)
+    rows = lines[start + 2 : end]  # the results table, without its header
     scenario_rows = [r for r in rows if r.startswith(("| 1.", "| 2.", "| 3.", "| 4.", "| 5."))]
-    # Scenarios 1-3 have two metrics each, 4 and 5 one: every client measured in all of them.
-    assert len(scenario_rows) == 8
+    # Scenario 1 on one channel, 2 and 3 on both interleavings, three metrics each (rate, CPU,
+    # the server's CPU share); 4 and 5 one metric each.
+    assert len(scenario_rows) == 3 + 2 * 3 + 2 * 3 + 2
     for row in scenario_rows:
-        cells = [c.strip() for c in row.strip("|").split("|")][2:]
-        assert len(cells) == 4, row
-        assert all(c not in ("failed", "n/a") for c in cells), row
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        measured = cells[2:]
+        assert len(measured) == 4, row
+        # AsyncOpenAI reads one HTTP stream per prediction: it has no interleaved run.
+        expected = measured[:2] + measured[3:] if "interleaved" in cells[0] else measured
+        assert all(c not in ("failed", "n/a") for c in expected), row
+    server_rows = [r for r in scenario_rows if "server CPU" in r]
+    assert len(server_rows) == 5
+    assert all("%" in r for r in server_rows)
     assert "| S3: every fragment delivered to the right prediction | yes | yes |" in text
+    # The ratio table: both interleavings of the concurrent scenarios, every ratio measured.
+    ratio_rows = [line for line in lines if line.startswith("| ") and line.count("x |") == 3]
+    assert len(ratio_rows) == 5
