@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -99,9 +101,19 @@ class ModelSpec:
 def spec_rank(spec: ModelSpec, name: str) -> int | None:
     """How well ``name`` designates the downloaded model ``spec``; ``None`` if not at all.
 
-    LM Studio compares names case-insensitively: ``0`` the model key itself, ``1`` the whole
-    path, ``2`` a prefix of the path (``publisher/repo`` or ``hugging-quants/llama-3.2-1b-instruct``
-    for ``hugging-quants/Llama-3.2-1B-Instruct-Q8_0-GGUF/...``). Lower ranks win.
+    LM Studio compares names case-insensitively, and only as whole names, never as arbitrary
+    character prefixes (``"qwen/qwen3-4b"`` does not name ``qwen/qwen3-4b-thinking-2507``):
+
+    * ``0``: the model key itself;
+    * ``1``: the whole path (``publisher/repo/file``);
+    * ``2``: the repository, ``publisher/repo``, so any file of it
+      (``ZiangWu/MobileVLM_V2-1.7B-GGUF``);
+    * ``3``: the repository named without the format and quantization suffixes Hugging Face
+      repository names carry (``hugging-quants/llama-3.2-1b-instruct`` for
+      ``hugging-quants/Llama-3.2-1B-Instruct-Q8_0-GGUF``), as the official SDK's own suite,
+      written against the app, names its models.
+
+    Lower ranks win: among several matches the best rank is the one meant.
     """
     wanted = name.casefold()
     if not wanted:
@@ -111,9 +123,29 @@ def spec_rank(spec: ModelSpec, name: str) -> int | None:
     path = spec.wire_path.casefold()
     if path == wanted:
         return 1
-    if path.startswith(wanted):
+    segments = path.split("/")
+    if len(segments) < 3:
+        return None
+    publisher, repo = segments[0], segments[1]
+    if wanted == f"{publisher}/{repo}":
         return 2
+    if wanted == f"{publisher}/{_bare_repo(repo)}":
+        return 3
     return None
+
+
+# Hugging Face repository names end in the format, often after the quantization:
+# "Llama-3.2-1B-Instruct-Q8_0-GGUF", "nomic-embed-text-v1.5-GGUF", "Qwen3-4B-MLX-4bit".
+_FORMAT_SUFFIX = re.compile(r"-(?:gguf|mlx)$")
+_QUANTIZATION_SUFFIX = re.compile(r"-(?:i?q\d\w*|b?f16|f32|\d+bit)$")
+
+
+def _bare_repo(repo: str) -> str:
+    """``repo`` (casefolded) without its format (``-GGUF``) and quantization (``-Q8_0``)
+    suffixes, in either order."""
+    for _ in range(2):
+        repo = _QUANTIZATION_SUFFIX.sub("", _FORMAT_SUFFIX.sub("", repo))
+    return repo
 
 
 @dataclass(kw_only=True)
@@ -131,6 +163,20 @@ class Instance:
     jit: bool = False
     idle_since: float = field(default_factory=time.monotonic)
     """When the instance was loaded or last used (``time.monotonic()`` seconds)."""
+    unloaded: bool = False
+    """Set once the instance is unloaded; work still running on it then fails."""
+    _on_unload: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def when_unloaded(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when the instance is unloaded; returns the undo function."""
+        self._on_unload.append(callback)
+        return lambda: self._on_unload.remove(callback)
+
+    def mark_unloaded(self) -> None:
+        """The instance is gone: wake the work waiting on it (it checks :attr:`unloaded`)."""
+        self.unloaded = True
+        for callback in list(self._on_unload):
+            callback()
 
     def touch(self) -> None:
         """Record use, as LM Studio does for TTL bookkeeping."""
