@@ -339,8 +339,8 @@ def read_catalog(path: str | os.PathLike[str]) -> CatalogFile:
     :class:`ModelSpec`, same defaults) and ``loaded`` (default ``false``).
 
     Raises ``ValueError`` naming the file and the fault (unreadable file, invalid JSON, an
-    unknown or mistyped field with its JSON path, a duplicated key, a default context length
-    above the maximum).
+    unknown or mistyped field with its JSON path, a duplicated key, two models with one path,
+    a default context length above the maximum).
     """
     try:
         data = pathlib.Path(path).read_bytes()
@@ -354,11 +354,19 @@ def read_catalog(path: str | os.PathLike[str]) -> CatalogFile:
         raise ValueError(f"catalogue {str(path)!r} is not valid JSON: {exc}") from None
     specs: list[ModelSpec] = []
     seen: set[str] = set()
+    paths: dict[str, int] = {}
     for index, entry in enumerate(parsed.models):
         where = f"invalid catalogue {str(path)!r}: models[{index}]"
         spec = entry.spec()
         if spec.model_key.casefold() in seen:
             raise ValueError(f"{where}: modelKey {spec.model_key!r} appears twice")
+        # One file is one downloaded model: a second entry for it could never be resolved.
+        other = paths.setdefault(spec.wire_path.casefold(), index)
+        if other != index:
+            raise ValueError(
+                f"{where}: path {spec.wire_path!r} is already models[{other}]'s; "
+                "give each model its own file path"
+            )
         if spec.default_context_length > spec.max_context_length:
             raise ValueError(
                 f"{where}: defaultContextLength {spec.default_context_length} exceeds "
