@@ -354,7 +354,7 @@ def _rule_depths(rules: Mapping[str, _Alts]) -> dict[str, float]:
     for name, alts in rules.items():
         for ref in _refs(alts):
             users[ref].add(name)
-    todo = list(reversed(rules))
+    todo: list[str] = list(reversed(list(rules)))
     queued = set(todo)
     while todo:
         name = todo.pop()
