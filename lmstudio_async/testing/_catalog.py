@@ -332,7 +332,7 @@ def read_catalog(path: str | os.PathLike[str]) -> CatalogFile:
 
     The file is ``{"models": [...]}``; each model is an object with ``modelKey`` (required)
     and any of ``type`` (``"llm"``/``"embedding"``), ``path`` (``publisher/repo/file``, what
-    ``publisher/repo`` prefixes resolve against), ``publisher``, ``displayName``,
+    ``publisher/repo`` names resolve against; unique), ``publisher``, ``displayName``,
     ``vision``, ``trainedForToolUse``, ``reasoning``, ``maxContextLength``,
     ``defaultContextLength``, ``embeddingDimensions``, ``sizeBytes``, ``architecture``,
     ``paramsString``, ``quantizationName``, ``quantizationBits``, ``format`` (the fields of
