@@ -273,6 +273,10 @@ class _BaseModelEndpoints:
             if pending is None:
                 return False
             await pending.done.wait()
+            if ctx.cancel_requested.is_set():  # the caller gave up while it waited
+                raise SimulatorError(
+                    env.serialized_error(f'Loading of model "{request.key}" was cancelled')
+                )
 
     async def run_get_or_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
         state = ctx.state
