@@ -9,7 +9,7 @@ from typing import Any
 from . import _envelope as env
 from . import _failures as failures
 from . import _models
-from ._catalog import Instance, ModelSpec, ModelType
+from ._catalog import Instance, ModelSpec, ModelType, spec_rank
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
 from ._devices import placement, requested_device
 from ._envelope import InvalidParameter, SimulatorError
@@ -220,7 +220,13 @@ class _BaseModelEndpoints:
         pending = state.reserve(spec, identifier, device)
         try:
             resolved: dict[str, Any] = {"type": "resolved", "info": spec.info()}
-            others = [s.model_key for s in state.find_specs(request.key) if s is not spec]
+            # Only equally good matches make a name ambiguous: an exact key is not.
+            rank = spec_rank(spec, request.key)
+            others = [
+                s.model_key
+                for s in state.find_specs(request.key)
+                if s is not spec and spec_rank(s, request.key) == rank
+            ]
             if others:
                 resolved["ambiguous"] = others
             await ctx.send(resolved)

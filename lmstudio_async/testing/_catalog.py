@@ -165,7 +165,7 @@ class Instance:
     """When the instance was loaded or last used (``time.monotonic()`` seconds)."""
     unloaded: bool = False
     """Set once the instance is unloaded; work still running on it then fails."""
-    _on_unload: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _on_unload: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
 
     def when_unloaded(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` when the instance is unloaded; returns the undo function."""

@@ -103,6 +103,17 @@ async def test_an_ambiguous_load_takes_the_best_match_and_lists_the_others() -> 
     assert packets[-1]["info"]["identifier"] == "phi-4"
 
 
+async def test_an_exact_key_is_not_ambiguous_with_a_weaker_match() -> None:
+    # "bartowski/phi-4" is one model's key and, by repository name, another's.
+    by_repo = ModelSpec(model_key="phi-4", path="bartowski/Phi-4-GGUF/phi-4-Q4_K_M.gguf")
+    by_key = ModelSpec(model_key="bartowski/phi-4", path="bartowski/phi-4/phi-4.gguf")
+    async with Simulator(catalog=[by_repo, by_key], loaded=[]) as sim, raw_client(sim) as client:
+        load = {"modelKey": "bartowski/phi-4", "loadConfigStack": NO_STACK}
+        packets, _ = await client.channel_packets(await client.create_channel("loadModel", load))
+    assert packets[0]["info"]["modelKey"] == "bartowski/phi-4"
+    assert "ambiguous" not in packets[0]
+
+
 async def test_official_client_gets_a_loaded_model_by_publisher_prefix_without_reloading() -> None:
     async with _simulator() as sim:
         async with lmstudio.AsyncClient(f"{sim.host}:{sim.port}") as client:
