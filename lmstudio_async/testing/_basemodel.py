@@ -9,11 +9,12 @@ from typing import Any
 from . import _envelope as env
 from . import _failures as failures
 from . import _models
-from ._catalog import Instance, ModelSpec, ModelType
+from ._catalog import Instance, ModelSpec, ModelType, spec_rank
 from ._connection import MISSING, ChannelContext, ChannelEndpoint, Connection, Namespace
 from ._devices import placement, requested_device
 from ._envelope import InvalidParameter, SimulatorError
 from ._resources import estimate_model_usage
+from ._state import ServerState
 
 __all__ = ["base_model_namespace", "default_prediction_fields"]
 
@@ -128,10 +129,7 @@ class _BaseModelEndpoints:
         # A namespace unloads only its own instances: another domain's is simply not found.
         # Without a device LM Studio tries the preferred device, this machine, then the peers;
         # identifiers are unique across the simulated devices, so the one match is the first.
-        instance = conn.state.resolve_identifier(
-            self.domain, identifier, across_domains=False, device=device
-        )
-        conn.state.instances.remove(instance)
+        conn.state.unload(conn.state.unload_target(self.domain, identifier, device))
         return MISSING
 
     async def tokenize(self, conn: Connection, param: Any) -> Any:
@@ -199,8 +197,6 @@ class _BaseModelEndpoints:
                 await ctx.send({"type": progress_type, "progress": fail_at})
                 raise SimulatorError(ctx.state.faults.load_error or _load_failed(spec))
             await ctx.send({"type": progress_type, "progress": progress})
-        if ctx.state.by_identifier(identifier) is not None:
-            raise failures.identifier_taken(identifier)
         fields = {e["key"]: e["value"] for e in request.load_fields}
         context = fields.get(self.ctx_key)
         context_length = (
@@ -219,47 +215,108 @@ class _BaseModelEndpoints:
         )
 
     async def run_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
-        spec = ctx.state.spec_for_load(request.key, self.domain)
-        device = placement(ctx.state, request.device_identifier)
-        if request.identifier is not None and ctx.state.by_identifier(request.identifier):
+        state = ctx.state
+        spec = state.spec_for_load(request.key, self.domain)
+        device = placement(state, request.device_identifier)
+        if request.identifier is not None and state.identifier_in_use(request.identifier):
             raise failures.identifier_taken(request.identifier)
-        identifier = request.identifier or ctx.state.default_identifier(spec)
-        resolved: dict[str, Any] = {"type": "resolved", "info": spec.info()}
-        others = [s.model_key for s in ctx.state.find_specs(request.key) if s is not spec]
-        if others:
-            resolved["ambiguous"] = others
-        await ctx.send(resolved)
-        instance = await self._simulate_load(ctx, spec, identifier, request, "progress", device)
+        identifier = request.identifier or state.default_identifier(spec)
+        # The identifier is taken from now on, so a concurrent load gets key:2 (or, asking
+        # for the same identifier, the app's "already exists").
+        pending = state.reserve(spec, identifier, device)
+        try:
+            resolved: dict[str, Any] = {"type": "resolved", "info": spec.info()}
+            # Only equally good matches make a name ambiguous: an exact key is not.
+            rank = spec_rank(spec, request.key)
+            others = [
+                s.model_key
+                for s in state.find_specs(request.key)
+                if s is not spec and spec_rank(s, request.key) == rank
+            ]
+            if others:
+                resolved["ambiguous"] = others
+            await ctx.send(resolved)
+            instance = await self._simulate_load(ctx, spec, identifier, request, "progress", device)
+        finally:
+            state.release(pending)
         await ctx.send({"type": "success", "info": instance.info()})
+
+    def _already_loaded(
+        self, state: ServerState, request: _LoadRequest, device: str | None
+    ) -> Instance | None:
+        """The loaded instance a ``getOrLoad`` answers with: the one with that identifier,
+        else one of the downloaded model the name designates best (as ``loadModel`` picks
+        it), on the requested device when one is named; None if it must be loaded."""
+        anywhere = request.device_identifier is None
+        exact = state.by_identifier(request.key)
+        if exact is not None and (anywhere or exact.device_identifier == device):
+            if exact.spec.type != self.domain:
+                raise failures.domain_mismatch(
+                    exact.spec.model_key, exact.spec.wire_path, exact.spec.type, self.domain
+                )
+            return exact
+        spec = state.find_spec(request.key)
+        if spec is None:
+            return None
+        return next(
+            (
+                i
+                for i in state.loaded()
+                if i.spec.model_key == spec.model_key
+                and (anywhere or i.device_identifier == device)
+            ),
+            None,
+        )
+
+    async def _wait_for_loaded(
+        self, ctx: ChannelContext, request: _LoadRequest, device: str | None
+    ) -> bool:
+        """Answer ``alreadyLoaded`` if the model is loaded, first waiting for a load of it
+        that is under way (as LM Studio answers every caller with that one load). True if
+        answered; False if the caller must load it (no such load, or it failed)."""
+        state = ctx.state
+        anywhere = request.device_identifier is None
+        while True:
+            existing = self._already_loaded(state, request, device)
+            if existing is not None:
+                await ctx.send({"type": "alreadyLoaded", "info": existing.info()})
+                return True
+            pending = state.pending_load(request.key, device, any_device=anywhere)
+            if pending is None:
+                return False
+            await pending.done.wait()
+            if ctx.cancel_requested.is_set():  # the caller gave up while it waited
+                raise SimulatorError(
+                    env.serialized_error(f'Loading of model "{request.key}" was cancelled')
+                )
 
     async def run_get_or_load(self, ctx: ChannelContext, request: _LoadRequest) -> None:
         state = ctx.state
         device = placement(state, request.device_identifier)
-        # A loaded instance answers first (by identifier, else by model key or path), so a
-        # second getOrLoad of the same model never loads a second instance. With a device
-        # named, only an instance on that device counts; otherwise the model loads there.
-        on_device = [
-            i
-            for i in state.named(request.key)
-            if request.device_identifier is None or i.device_identifier == device
-        ]
-        if on_device:
-            existing = state.resolve_identifier(
-                self.domain, request.key, device=request.device_identifier
-            )
-            await ctx.send({"type": "alreadyLoaded", "info": existing.info()})
+        if await self._wait_for_loaded(ctx, request, device):
             return
         spec = state.spec_for_load(request.key, self.domain)
-        # JIT auto-evict (the app's default): a just-in-time load first unloads the models
-        # earlier JIT loads brought in, whatever their domain, and says so.
-        for other in state.jit_instances():
-            state.instances.remove(other)
-            await ctx.send({"type": "unloadingOtherJITModel", "info": other.info()})
-        identifier = state.default_identifier(spec)
-        await ctx.send({"type": "startLoading", "identifier": identifier, "info": spec.info()})
-        instance = await self._simulate_load(
-            ctx, spec, identifier, request, "loadProgress", device, jit=True
-        )
+        # JIT loads take turns: each evicts the one before it once that one is loaded, and a
+        # caller that waited here for a load of the same model gets it as alreadyLoaded.
+        async with state.jit_lock:
+            if await self._wait_for_loaded(ctx, request, device):
+                return
+            # JIT auto-evict (the app's default): a just-in-time load first unloads the
+            # models earlier JIT loads brought in, whatever their domain, and says so.
+            for other in state.jit_instances():
+                state.unload(other)
+                await ctx.send({"type": "unloadingOtherJITModel", "info": other.info()})
+            identifier = state.default_identifier(spec)
+            pending = state.reserve(spec, identifier, device)
+            try:
+                await ctx.send(
+                    {"type": "startLoading", "identifier": identifier, "info": spec.info()}
+                )
+                instance = await self._simulate_load(
+                    ctx, spec, identifier, request, "loadProgress", device, jit=True
+                )
+            finally:
+                state.release(pending)
         await ctx.send({"type": "loadSuccess", "info": instance.info()})
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -99,9 +101,19 @@ class ModelSpec:
 def spec_rank(spec: ModelSpec, name: str) -> int | None:
     """How well ``name`` designates the downloaded model ``spec``; ``None`` if not at all.
 
-    LM Studio compares names case-insensitively: ``0`` the model key itself, ``1`` the whole
-    path, ``2`` a prefix of the path (``publisher/repo`` or ``hugging-quants/llama-3.2-1b-instruct``
-    for ``hugging-quants/Llama-3.2-1B-Instruct-Q8_0-GGUF/...``). Lower ranks win.
+    LM Studio compares names case-insensitively, and only as whole names, never as arbitrary
+    character prefixes (``"qwen/qwen3-4b"`` does not name ``qwen/qwen3-4b-thinking-2507``):
+
+    * ``0``: the model key itself;
+    * ``1``: the whole path (``publisher/repo/file``);
+    * ``2``: the repository, ``publisher/repo``, so any file of it
+      (``ZiangWu/MobileVLM_V2-1.7B-GGUF``);
+    * ``3``: the repository named without the format and quantization suffixes Hugging Face
+      repository names carry (``hugging-quants/llama-3.2-1b-instruct`` for
+      ``hugging-quants/Llama-3.2-1B-Instruct-Q8_0-GGUF``), as the official SDK's own suite,
+      written against the app, names its models.
+
+    Lower ranks win: among several matches the best rank is the one meant.
     """
     wanted = name.casefold()
     if not wanted:
@@ -111,9 +123,29 @@ def spec_rank(spec: ModelSpec, name: str) -> int | None:
     path = spec.wire_path.casefold()
     if path == wanted:
         return 1
-    if path.startswith(wanted):
+    segments = path.split("/")
+    if len(segments) < 3:
+        return None
+    publisher, repo = segments[0], segments[1]
+    if wanted == f"{publisher}/{repo}":
         return 2
+    if wanted == f"{publisher}/{_bare_repo(repo)}":
+        return 3
     return None
+
+
+# Hugging Face repository names end in the format, often after the quantization:
+# "Llama-3.2-1B-Instruct-Q8_0-GGUF", "nomic-embed-text-v1.5-GGUF", "Qwen3-4B-MLX-4bit".
+_FORMAT_SUFFIX = re.compile(r"-(?:gguf|mlx)$")
+_QUANTIZATION_SUFFIX = re.compile(r"-(?:i?q\d\w*|b?f16|f32|\d+bit)$")
+
+
+def _bare_repo(repo: str) -> str:
+    """``repo`` (casefolded) without its format (``-GGUF``) and quantization (``-Q8_0``)
+    suffixes, in either order."""
+    for _ in range(2):
+        repo = _QUANTIZATION_SUFFIX.sub("", _FORMAT_SUFFIX.sub("", repo))
+    return repo
 
 
 @dataclass(kw_only=True)
@@ -131,6 +163,20 @@ class Instance:
     jit: bool = False
     idle_since: float = field(default_factory=time.monotonic)
     """When the instance was loaded or last used (``time.monotonic()`` seconds)."""
+    unloaded: bool = False
+    """Set once the instance is unloaded; work still running on it then fails."""
+    _on_unload: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
+
+    def when_unloaded(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when the instance is unloaded; returns the undo function."""
+        self._on_unload.append(callback)
+        return lambda: self._on_unload.remove(callback)
+
+    def mark_unloaded(self) -> None:
+        """The instance is gone: wake the work waiting on it (it checks :attr:`unloaded`)."""
+        self.unloaded = True
+        for callback in list(self._on_unload):
+            callback()
 
     def touch(self) -> None:
         """Record use, as LM Studio does for TTL bookkeeping."""
@@ -286,15 +332,15 @@ def read_catalog(path: str | os.PathLike[str]) -> CatalogFile:
 
     The file is ``{"models": [...]}``; each model is an object with ``modelKey`` (required)
     and any of ``type`` (``"llm"``/``"embedding"``), ``path`` (``publisher/repo/file``, what
-    ``publisher/repo`` prefixes resolve against), ``publisher``, ``displayName``,
+    ``publisher/repo`` names resolve against; unique), ``publisher``, ``displayName``,
     ``vision``, ``trainedForToolUse``, ``reasoning``, ``maxContextLength``,
     ``defaultContextLength``, ``embeddingDimensions``, ``sizeBytes``, ``architecture``,
     ``paramsString``, ``quantizationName``, ``quantizationBits``, ``format`` (the fields of
     :class:`ModelSpec`, same defaults) and ``loaded`` (default ``false``).
 
     Raises ``ValueError`` naming the file and the fault (unreadable file, invalid JSON, an
-    unknown or mistyped field with its JSON path, a duplicated key, a default context length
-    above the maximum).
+    unknown or mistyped field with its JSON path, a duplicated key, two models with one path,
+    a default context length above the maximum).
     """
     try:
         data = pathlib.Path(path).read_bytes()
@@ -308,11 +354,19 @@ def read_catalog(path: str | os.PathLike[str]) -> CatalogFile:
         raise ValueError(f"catalogue {str(path)!r} is not valid JSON: {exc}") from None
     specs: list[ModelSpec] = []
     seen: set[str] = set()
+    paths: dict[str, int] = {}
     for index, entry in enumerate(parsed.models):
         where = f"invalid catalogue {str(path)!r}: models[{index}]"
         spec = entry.spec()
         if spec.model_key.casefold() in seen:
             raise ValueError(f"{where}: modelKey {spec.model_key!r} appears twice")
+        # One file is one downloaded model: a second entry for it could never be resolved.
+        other = paths.setdefault(spec.wire_path.casefold(), index)
+        if other != index:
+            raise ValueError(
+                f"{where}: path {spec.wire_path!r} is already models[{other}]'s; "
+                "give each model its own file path"
+            )
         if spec.default_context_length > spec.max_context_length:
             raise ValueError(
                 f"{where}: defaultContextLength {spec.default_context_length} exceeds "

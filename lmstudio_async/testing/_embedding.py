@@ -29,6 +29,7 @@ async def _embed_string(conn: Connection, param: Any) -> Any:
         # Meanwhile the model's processing state says computingEmbedding.
         await anyio.sleep(conn.state.embed_duration)
     finally:
+        instance.touch()  # TTL is idle time, counted from the end of the request
         running[instance.identifier] -= 1
         if not running[instance.identifier]:
             del running[instance.identifier]

@@ -17,6 +17,9 @@ the failure, the ``displayData.code`` sent, how the official clients take it.
   available model keys.
 * The name designates a model of the other domain (an embedding model on ``/llm``):
   ``generic.domainMismatch``.
+* The model was unloaded (``unloadModel``, a just-in-time eviction) while a prediction was
+  running on it: the prediction ends with the app's bare ``Model is unloaded.`` (its logs
+  show this error for work on a model that went away mid-request).
 * A load asks for an identifier that is in use: no code, the one-line title
   ``A model with identifier "x" already exists``; Python 1.5 shows it as
   ``Model load error: A model with identifier "x" already exists``.
@@ -36,6 +39,7 @@ from ._envelope import SimulatorError, serialized_error
 __all__ = [
     "domain_mismatch",
     "identifier_taken",
+    "model_unloaded",
     "no_model_matching_query",
     "path_not_found",
     "specific_model_unloaded",
@@ -108,3 +112,8 @@ def identifier_taken(identifier: str) -> SimulatorError:
     return SimulatorError(
         serialized_error(f'A model with identifier "{identifier}" already exists')
     )
+
+
+def model_unloaded() -> SimulatorError:
+    """The instance a prediction was running on has been unloaded meanwhile."""
+    return SimulatorError(serialized_error("Model is unloaded."))

@@ -113,7 +113,8 @@ class LinkedDevice:
 
 
 def default_downloadable_models() -> list[DownloadableModel]:
-    """The simulated hub: two catalog models (one a staff pick) and one from Hugging Face."""
+    """The simulated hub: two catalog models (one a staff pick) and two from Hugging Face,
+    among them SmolLM2 135M, the small model the official SDK suite searches for."""
     return [
         DownloadableModel(
             name="qwen/qwen3-8b",
@@ -125,6 +126,11 @@ def default_downloadable_models() -> list[DownloadableModel]:
             name="bartowski/Llama-3.2-1B-Instruct-GGUF",
             source="hf",
             quantizations=(("Q4_K_M", 807_694_464), ("Q8_0", 1_321_083_168)),
+        ),
+        DownloadableModel(
+            name="lmstudio-community/SmolLM2-135M-Instruct-GGUF",
+            source="hf",
+            quantizations=(("Q8_0", 144_805_440),),
         ),
     ]
 

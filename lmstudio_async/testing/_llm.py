@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ import anyio.lowlevel
 import msgspec
 
 from . import _envelope as env
+from . import _failures as failures
 from . import _firehose, _logprobs, _models, _structured, _vision
 from ._basemodel import base_model_namespace, default_prediction_fields
 from ._catalog import Instance
@@ -372,6 +373,8 @@ class _Prediction:
             stopped = await self._fault_point(len(plan.fragments))
         if not stopped:
             stopped = await self._tool_calls(plan.tool_calls)
+        if self.instance.unloaded:
+            raise failures.model_unloaded()
         if stopped and self.faults.ignore_cancel:
             # The server saw the cancel and goes quiet: no userStopped, no channelClose.
             await anyio.sleep_forever()
@@ -582,10 +585,15 @@ async def _run_prediction(
         record.cancel_received = True
 
     ctx.on_cancel = on_cancel
+    instance: Instance | None = None
+    forget_unload: Callable[[], None] | None = None
     try:
         instance = state.resolve("llm", req.specifier)
         record.model_identifier = instance.identifier
         instance.touch()
+        # Unloading the model (unloadModel, a JIT eviction) wakes the stream, which then
+        # ends with LM Studio's "Model is unloaded." error.
+        forget_unload = instance.when_unloaded(ctx.cancel_requested.set)
         if req.preset is not None:
             raise _preset_not_found(req.preset)
         config = env.flatten_stack(req.stack)
@@ -630,6 +638,11 @@ async def _run_prediction(
         record.status = "errored"
         raise
     finally:
+        if forget_unload is not None:
+            forget_unload()
+        if instance is not None:
+            # TTL is idle time: it counts from the end of the prediction, not its start.
+            instance.touch()
         _predictions_log.info(
             "prediction connection=%d channel=%d model=%s endpoint=%s outcome=%s "
             "cancel_received=%s fragments_sent=%d",

@@ -116,8 +116,9 @@ def instance_for_schema(schema: Any, defs: Mapping[str, Any] | None = None) -> A
 
     Supports ``const``, ``enum``, ``$ref`` to ``#/$defs``/``#/definitions``, ``anyOf``/``oneOf``
     (first branch), objects (every property, so ``required`` is always met), arrays
-    (``minItems`` copies of the item), strings (``minLength``), integers/numbers (respecting
-    ``minimum``/``exclusiveMinimum``), booleans and null.
+    (``minItems`` copies of the item), strings (within ``minLength``/``maxLength``),
+    integers/numbers (the value closest to 0 within ``minimum``/``exclusiveMinimum`` and
+    ``maximum``/``exclusiveMaximum``), booleans and null.
     """
     if not isinstance(schema, Mapping):
         return None
@@ -143,16 +144,32 @@ def instance_for_schema(schema: Any, defs: Mapping[str, Any] | None = None) -> A
         count = int(schema.get("minItems", 0))
         return [instance_for_schema(schema.get("items", {}), defs) for _ in range(count)]
     if kind == "string":
-        return "x" * int(schema.get("minLength", 0)) if schema.get("minLength") else "string"
+        shortest = int(schema.get("minLength", 0))
+        longest = schema.get("maxLength")
+        text = "string" if shortest <= len("string") else "x" * shortest
+        return text[: max(int(longest), shortest)] if longest is not None else text
     if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
-        value = math.ceil(low) if kind == "integer" else low
-        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-            value += 1
-        return int(value) if kind == "integer" else value
+        return _number_for_schema(schema, integer=kind == "integer")
     if kind == "boolean":
         return True
     return None
+
+
+def _number_for_schema(schema: Mapping[str, Any], *, integer: bool) -> int | float:
+    """The number closest to 0 within ``minimum``/``exclusiveMinimum`` and
+    ``maximum``/``exclusiveMaximum`` (the lower bound wins if they contradict)."""
+    value: float = 0
+    high, exclusive_high = schema.get("maximum"), schema.get("exclusiveMaximum")
+    if high is not None and value > high:
+        value = math.floor(high) if integer else high
+    if exclusive_high is not None and value >= exclusive_high:
+        value = math.ceil(exclusive_high) - 1 if integer else exclusive_high - 1
+    low, exclusive_low = schema.get("minimum"), schema.get("exclusiveMinimum")
+    if low is not None and value < low:
+        value = math.ceil(low) if integer else low
+    if exclusive_low is not None and value <= exclusive_low:
+        value = math.floor(exclusive_low) + 1 if integer else exclusive_low + 1
+    return int(value) if integer else value
 
 
 def _render_part(part: Mapping[str, Any]) -> str:

@@ -72,7 +72,7 @@ class _OpenAIRoutes:
             return _error(400, "'model' is required and must be a string.", param="model")
         if not isinstance(messages, list) or not messages:
             return _error(400, "'messages' must be a non-empty array.", param="messages")
-        # Names resolve as on the websocket endpoints (identifier, else key or path prefix).
+        # Names resolve as on the websocket endpoints (identifier, else key, path or repo).
         spec = self.state.find_spec(model)
         named = self.state.named(model)
         instance = named[0] if named else None

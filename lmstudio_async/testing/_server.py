@@ -86,6 +86,14 @@ class Simulator:
     ``embedString`` request takes (seconds); a model's processing state says
     ``computingEmbedding`` meanwhile, and ``processingPrompt`` during a scripted reply's
     ``time_to_first_token``.
+
+    Models are named as in LM Studio (case-insensitively): an instance identifier, a model
+    key, a whole path, or ``publisher/repo`` (the repo also without its ``-GGUF`` and
+    quantization suffixes); the best match wins, and a mere character prefix names nothing.
+    A load takes its identifier when it starts, so concurrent loads get ``key``, ``key:2``;
+    a ``getOrLoad`` of a model being loaded waits for that load. TTL is idle time, counted
+    from the end of a model's last request. Unloading a model (``unloadModel``, a
+    just-in-time eviction) ends a prediction running on it with ``Model is unloaded.``.
     """
 
     def __init__(

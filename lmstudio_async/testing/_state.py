@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import anyio
+
 from . import _failures as failures
 from ._catalog import Instance, ModelSpec, ModelType, spec_rank
 from ._envelope import SimulatorError
@@ -21,7 +23,18 @@ from ._hub import Hub
 from ._rules import Rule
 from ._scripting import PredictionRecord, ScriptedReply
 
-__all__ = ["ServerState"]
+__all__ = ["PendingLoad", "ServerState"]
+
+
+@dataclasses.dataclass(eq=False)
+class PendingLoad:
+    """A load under way: its identifier is taken from the moment it starts, as in LM Studio,
+    so a concurrent load picks ``key:2`` and a ``getOrLoad`` of the same model waits for it."""
+
+    spec: ModelSpec
+    identifier: str
+    device_identifier: str | None
+    done: anyio.Event = dataclasses.field(default_factory=anyio.Event)
 
 
 class ServerState:
@@ -62,6 +75,8 @@ class ServerState:
         self.hub = Hub()
         self._references = itertools.count(1)
         self._tool_call_ids = itertools.count(1)
+        self.pending_loads: list[PendingLoad] = []
+        self._jit_lock: anyio.Lock | None = None
         for key in loaded:
             spec = self.find_spec(key)
             if spec is None:
@@ -110,9 +125,9 @@ class ServerState:
         """
         now = time.monotonic()
         busy = {r.model_identifier for r in self.predictions if r.status == "running"}
-        self.instances = [
-            i for i in self.instances if i.identifier in busy or not i.idle_expired(now)
-        ]
+        for instance in list(self.instances):
+            if instance.identifier not in busy and instance.idle_expired(now):
+                self.unload(instance)
 
     def add_variant(self, base_key: str, variant: ModelSpec) -> None:
         """Record a downloaded variant (``variant.model_key`` is its variant key) and list
@@ -142,21 +157,72 @@ class ServerState:
 
     def named(self, name: str) -> list[Instance]:
         """Loaded instances ``name`` designates: the one with that identifier, else the
-        instances of the downloaded model it names (key or path, as :func:`spec_rank`)."""
+        instances of the downloaded models it names best (lowest :func:`spec_rank`), in load
+        order. A name matching no whole key, path or repository designates nothing."""
         exact = self.by_identifier(name)  # unloads idle instances first
         if exact is not None:
             return [exact]
-        return [i for i in self.instances if spec_rank(i.spec, name) is not None]
+        ranked = [(r, i) for i in self.instances if (r := spec_rank(i.spec, name)) is not None]
+        best = min((r for r, _ in ranked), default=None)
+        return [i for r, i in ranked if r == best]
+
+    def identifier_in_use(self, identifier: str) -> bool:
+        """Whether a loaded instance or a load under way has ``identifier`` (any case)."""
+        wanted = identifier.casefold()
+        return self.by_identifier(identifier) is not None or any(
+            p.identifier.casefold() == wanted for p in self.pending_loads
+        )
 
     def default_identifier(self, spec: ModelSpec) -> str:
-        """The key itself, then ``key:2``, ``key:3``... like LM Studio on collision."""
-        if self.by_identifier(spec.model_key) is None:
+        """The key itself, then ``key:2``, ``key:3``... like LM Studio on collision (with
+        loaded instances and loads under way alike)."""
+        if not self.identifier_in_use(spec.model_key):
             return spec.model_key
         for n in itertools.count(2):
             candidate = f"{spec.model_key}:{n}"
-            if self.by_identifier(candidate) is None:
+            if not self.identifier_in_use(candidate):
                 return candidate
         raise AssertionError("unreachable")
+
+    def reserve(self, spec: ModelSpec, identifier: str, device: str | None) -> PendingLoad:
+        """Take ``identifier`` for a load that starts now; :meth:`release` it when it ends."""
+        pending = PendingLoad(spec, identifier, device)
+        self.pending_loads.append(pending)
+        return pending
+
+    def release(self, pending: PendingLoad) -> None:
+        """The load ended (loaded, failed or cancelled): wake whoever waits for it."""
+        self.pending_loads.remove(pending)
+        pending.done.set()
+
+    def pending_load(
+        self, name: str, device: str | None, *, any_device: bool
+    ) -> PendingLoad | None:
+        """A load under way of what ``name`` designates (its identifier, else the downloaded
+        model it names best), on ``device`` unless ``any_device``."""
+        on_device = [p for p in self.pending_loads if any_device or p.device_identifier == device]
+        wanted = name.casefold()
+        exact = next((p for p in on_device if p.identifier.casefold() == wanted), None)
+        if exact is not None:
+            return exact
+        spec = self.find_spec(name)
+        if spec is None:
+            return None
+        return next((p for p in on_device if p.spec.model_key == spec.model_key), None)
+
+    @property
+    def jit_lock(self) -> anyio.Lock:
+        """Held by a just-in-time load from eviction to load: JIT loads take turns, so each
+        evicts the one before it (created on first use, inside the event loop)."""
+        if self._jit_lock is None:
+            self._jit_lock = anyio.Lock()
+        return self._jit_lock
+
+    def unload(self, instance: Instance) -> None:
+        """Unload ``instance``. A prediction running on it ends with an error (see
+        :meth:`Instance.mark_unloaded`), as LM Studio's does when its model goes."""
+        self.instances.remove(instance)
+        instance.mark_unloaded()
 
     def add_instance(
         self,
@@ -185,6 +251,22 @@ class ServerState:
     def jit_instances(self) -> list[Instance]:
         """Instances loaded just in time (by ``getOrLoad``), which the next JIT load evicts."""
         return [i for i in self.loaded() if i.jit]
+
+    def unload_target(self, domain: ModelType, identifier: str, device: str | None) -> Instance:
+        """The instance ``unloadModel`` unloads: the one whose identifier is ``identifier``
+        (any case; PROTOCOL.md §3.1 gives the endpoint only an identifier), in ``domain``,
+        on the LM Link ``device`` when one is named. Keys and paths are not resolved: a
+        name that is no loaded identifier is "not found", never some other instance."""
+        instance = self.by_identifier(identifier)
+        query: dict[str, Any] = {"identifier": identifier}
+        if device is not None:
+            query["deviceIdentifier"] = device
+        # _matches checks the device (and ignores the identifier, compared above).
+        if instance is None or instance.spec.type != domain or not self._matches(instance, query):
+            raise failures.no_model_matching_query(
+                query, [i.identifier for i in self.loaded(domain)]
+            )
+        return instance
 
     def next_tool_call_id(self) -> str:
         return f"call_{next(self._tool_call_ids)}"

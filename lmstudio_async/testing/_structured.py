@@ -134,10 +134,16 @@ def _parse_class(token: str) -> tuple[bool, list[tuple[str, str]]]:
     return negated, ranges
 
 
+# Groups nest by recursion here (parser, depth): deeper nesting is refused with a clear error
+# rather than Python's RecursionError. Real grammars nest a handful of levels.
+_MAX_GROUP_NESTING = 100
+
+
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.nesting = 0
 
     def peek(self, offset: int = 0) -> tuple[str, str] | None:
         index = self.pos + offset
@@ -180,7 +186,14 @@ class _Parser:
         if token == ("punct", "."):
             return _Item("any", None)
         if token == ("punct", "("):
+            self.nesting += 1
+            if self.nesting > _MAX_GROUP_NESTING:
+                raise GrammarError(
+                    f"parentheses nested more than {_MAX_GROUP_NESTING} deep; "
+                    "split the grammar into named rules"
+                )
             alts = self.alternatives(nested=True)
+            self.nesting -= 1
             if self.peek() != ("punct", ")"):
                 raise GrammarError("missing ')'")
             self.pos += 1
@@ -299,26 +312,22 @@ def gbnf_sample(grammar: str) -> str:
     any finite string yields one. Raises :class:`GrammarError` naming the fault otherwise.
     """
     rules = _parse(grammar)
-    depths: dict[str, float] = dict.fromkeys(rules, _INFINITE)
-    changed = True
-    while changed:
-        changed = False
-        for name, alts in rules.items():
-            depth = _depth(alts, depths)
-            if depth < depths[name]:
-                depths[name], changed = depth, True
+    depths = _rule_depths(rules)
     if depths["root"] == _INFINITE:
         raise GrammarError("the 'root' rule derives no finite string")
 
+    # An explicit stack, not recursion: a chain of thousands of rules is valid GBNF.
     out: list[str] = []
+    pending: list[_Item] = []
 
-    def emit_alts(alts: _Alts) -> None:
+    def expand(alts: _Alts) -> None:
         best = min(range(len(alts)), key=lambda n: _seq_depth(alts[n], depths))
-        for item in alts[best]:
-            for _ in range(item.low):
-                emit_item(item)
+        items = [item for item in alts[best] for _ in range(item.low)]
+        pending.extend(reversed(items))
 
-    def emit_item(item: _Item) -> None:
+    expand(rules["root"])
+    while pending:
+        item = pending.pop()
         if item.kind == "literal":
             out.append(item.value)
         elif item.kind == "class":
@@ -328,9 +337,32 @@ def gbnf_sample(grammar: str) -> str:
         elif item.kind == "any":
             out.append("a")
         elif item.kind == "ref":
-            emit_alts(rules[item.value])
+            expand(rules[item.value])
         else:
-            emit_alts(item.value)
-
-    emit_alts(rules["root"])
+            expand(item.value)
     return "".join(out)
+
+
+def _rule_depths(rules: Mapping[str, _Alts]) -> dict[str, float]:
+    """Each rule's shallowest derivation depth (infinite if it derives no finite string).
+
+    A worklist: a rule is looked at again only when a rule it refers to got shallower, so a
+    long chain of rules costs linear time, not a pass over every rule per link.
+    """
+    depths: dict[str, float] = dict.fromkeys(rules, _INFINITE)
+    users: dict[str, set[str]] = {name: set() for name in rules}
+    for name, alts in rules.items():
+        for ref in _refs(alts):
+            users[ref].add(name)
+    todo: list[str] = list(reversed(list(rules)))
+    queued = set(todo)
+    while todo:
+        name = todo.pop()
+        queued.discard(name)
+        depth = _depth(rules[name], depths)
+        if depth < depths[name]:
+            depths[name] = depth
+            for user in users[name] - queued:
+                todo.append(user)
+                queued.add(user)
+    return depths

@@ -36,10 +36,9 @@ async def test_models_load_run_and_unload_per_device(
     assert (await remote.respond("Hi")).content == "You said: Hi"
     local = await client.llm.model(MODEL)
     assert local.info.device_identifier is None  # LM Studio reports this machine as null
-    # The same key on the peer is a separate instance.
+    # On the peer, the model's instance there answers, not this machine's.
     on_peer = await client.llm.model(MODEL, device_identifier=PEER)
-    assert on_peer.info.device_identifier == PEER
-    assert on_peer.identifier != local.identifier
+    assert (on_peer.identifier, on_peer.info.device_identifier) == ("remote-qwen", PEER)
     devices = {h.identifier: h.info.device_identifier for h in await client.llm.list_loaded()}
     assert devices[local.identifier] is None
     assert devices["remote-qwen"] == PEER
@@ -47,6 +46,10 @@ async def test_models_load_run_and_unload_per_device(
     with pytest.raises(lms.LMStudioModelNotFoundError):
         await client.llm.unload("remote-qwen", device_identifier=LOCAL)
     await client.llm.unload("remote-qwen", device_identifier=PEER)
+    # With none on the peer, the same key loads a separate instance there.
+    on_peer = await client.llm.model(MODEL, device_identifier=PEER)
+    assert on_peer.info.device_identifier == PEER
+    assert on_peer.identifier != local.identifier
     await on_peer.unload()  # a handle unloads on its own device
     # Without a device, LM Studio looks on every device: the peer's instance goes.
     await client.llm.load(MODEL, identifier="peer-only", device_identifier=PEER)

@@ -71,7 +71,7 @@ async def test_two_downloaded_quantizations_are_variants_of_one_model(
 
 async def test_search_limits_and_exact_matches(client: lms.LMStudioClient) -> None:
     everything = await client.repository.search_models("")
-    assert len(everything) == 3
+    assert len(everything) == 4
     assert len(await client.repository.search_models("", limit=2)) == 2
     (exact,) = await client.repository.search_models("google/gemma-3-12b")
     assert exact.exact is True

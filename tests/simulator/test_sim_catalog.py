@@ -85,6 +85,15 @@ async def test_a_catalogue_file_gives_the_simulator_its_models(tmp_path: Path) -
             "models[1]: modelKey 'A' appears twice",
         ),
         (
+            {
+                "models": [
+                    {"modelKey": "a", "path": "p/r/f.gguf"},
+                    {"modelKey": "b", "path": "P/R/F.gguf"},
+                ]
+            },
+            "models[1]: path 'P/R/F.gguf' is already models[0]'s",
+        ),
+        (
             {"models": [{"modelKey": "a", "maxContextLength": 10, "defaultContextLength": 20}]},
             "defaultContextLength 20 exceeds maxContextLength 10",
         ),

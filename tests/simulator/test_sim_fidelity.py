@@ -89,16 +89,29 @@ async def test_loading_by_path_prefix_names_the_instance_after_the_key() -> None
     assert sim.loaded_identifiers() == [LLM, EMBEDDER, "llama-3.2-1b-instruct"]
 
 
-async def test_an_ambiguous_load_takes_the_best_match_and_lists_the_others(
-    simulator: Simulator,
-) -> None:
-    async with raw_client(simulator) as client:
-        load = {"modelKey": "LMSTUDIO-COMMUNITY/qwen", "loadConfigStack": NO_STACK}
+async def test_an_ambiguous_load_takes_the_best_match_and_lists_the_others() -> None:
+    # Two quantizations of one repository: its publisher/repo names both equally well.
+    repo = "bartowski/Phi-4-GGUF"
+    q4 = ModelSpec(model_key="phi-4", path=f"{repo}/phi-4-Q4_K_M.gguf")
+    q8 = ModelSpec(model_key="phi-4-q8", path=f"{repo}/phi-4-Q8_0.gguf")
+    async with Simulator(catalog=[q4, q8], loaded=[]) as sim, raw_client(sim) as client:
+        load = {"modelKey": repo.upper(), "loadConfigStack": NO_STACK}
         packets, _ = await client.channel_packets(await client.create_channel("loadModel", load))
     assert packets[0]["type"] == "resolved"
-    assert packets[0]["info"]["modelKey"] == LLM  # the first of equal matches, in catalog order
-    assert packets[0]["ambiguous"] == ["qwen3-4b-thinking"]
-    assert packets[-1]["info"]["identifier"] == f"{LLM}:2"
+    assert packets[0]["info"]["modelKey"] == "phi-4"  # the first of equal matches
+    assert packets[0]["ambiguous"] == ["phi-4-q8"]
+    assert packets[-1]["info"]["identifier"] == "phi-4"
+
+
+async def test_an_exact_key_is_not_ambiguous_with_a_weaker_match() -> None:
+    # "bartowski/phi-4" is one model's key and, by repository name, another's.
+    by_repo = ModelSpec(model_key="phi-4", path="bartowski/Phi-4-GGUF/phi-4-Q4_K_M.gguf")
+    by_key = ModelSpec(model_key="bartowski/phi-4", path="bartowski/phi-4/phi-4.gguf")
+    async with Simulator(catalog=[by_repo, by_key], loaded=[]) as sim, raw_client(sim) as client:
+        load = {"modelKey": "bartowski/phi-4", "loadConfigStack": NO_STACK}
+        packets, _ = await client.channel_packets(await client.create_channel("loadModel", load))
+    assert packets[0]["info"]["modelKey"] == "bartowski/phi-4"
+    assert "ambiguous" not in packets[0]
 
 
 async def test_official_client_gets_a_loaded_model_by_publisher_prefix_without_reloading() -> None:
@@ -114,11 +127,74 @@ async def test_official_client_gets_a_loaded_model_by_publisher_prefix_without_r
 
 async def test_the_openai_endpoint_resolves_names_the_same_way() -> None:
     async with _simulator() as sim, aiohttp.ClientSession() as session:
-        body = {"model": "Hugging-Quants/LLAMA-3.2", "messages": [{"role": "user", "content": "x"}]}
-        async with session.post(f"{sim.http_url}/v1/chat/completions", json=body) as response:
+        url = f"{sim.http_url}/v1/chat/completions"
+        messages = [{"role": "user", "content": "x"}]
+        body = {"model": "Hugging-Quants/LLAMA-3.2-1B-instruct", "messages": messages}
+        async with session.post(url, json=body) as response:
             reply = await response.json()
+        # A character prefix is no name, on this endpoint as on the others.
+        body = {"model": "Hugging-Quants/LLAMA-3.2", "messages": messages}
+        async with session.post(url, json=body) as response:
+            assert response.status == 404
     assert reply["model"] == "llama-3.2-1b-instruct"
     assert reply["choices"][0]["message"]["content"] == "You said: x"
+
+
+# Real LM Studio keys: the shorter is a character prefix of the longer, not a name of it.
+QWEN = ModelSpec(model_key="qwen/qwen3-4b", path="qwen/qwen3-4b/qwen3-4b-Q4_K_M.gguf")
+QWEN_THINKING = ModelSpec(
+    model_key="qwen/qwen3-4b-thinking-2507",
+    path="qwen/qwen3-4b-thinking-2507/qwen3-4b-thinking-2507-Q4_K_M.gguf",
+)
+
+
+async def test_a_key_that_prefixes_a_loaded_models_key_loads_its_own_model() -> None:
+    catalog = [QWEN, QWEN_THINKING]
+    async with Simulator(catalog=catalog, loaded=[QWEN_THINKING.model_key]) as sim:
+        async with lmstudio.AsyncClient(f"{sim.host}:{sim.port}") as client:
+            model = await client.llm.model("qwen/qwen3-4b")
+            info = await model.get_info()
+        assert info.model_key == "qwen/qwen3-4b"
+        assert sim.loaded_identifiers() == ["qwen/qwen3-4b-thinking-2507", "qwen/qwen3-4b"]
+
+
+async def test_among_loaded_instances_the_best_match_answers() -> None:
+    catalog = [QWEN, QWEN_THINKING]
+    async with Simulator(catalog=catalog, loaded=[QWEN_THINKING.model_key]) as sim:
+        async with lmstudio.AsyncClient(f"{sim.host}:{sim.port}") as client:
+            await client.llm.load_new_instance("qwen/qwen3-4b", "my-qwen")
+            model = await client.llm.model("qwen/qwen3-4b")
+            result = await model.respond("hi")
+        assert result.model_info.model_key == "qwen/qwen3-4b"
+        assert sim.loaded_identifiers() == ["qwen/qwen3-4b-thinking-2507", "my-qwen"]
+
+
+@pytest.mark.parametrize("name", ["L", "q", "lmstudio-community", "qwen2.5", "hugging-quants/l"])
+async def test_a_name_that_is_only_a_character_prefix_is_not_found(name: str) -> None:
+    async with _simulator() as sim, raw_client(sim) as client:
+        info = await client.rpc(
+            "getModelInfo", {"specifier": llm_query(name), "throwIfNotFound": True}
+        )
+        assert info["error"]["displayData"]["code"] == "generic.noModelMatchingQuery"
+        get_or_load = {"identifier": name, "loadConfigStack": NO_STACK}
+        _, end = await client.channel_packets(await client.create_channel("getOrLoad", get_or_load))
+        assert end["type"] == "channelError"
+        assert end["error"]["displayData"]["code"] == "generic.pathNotFound"
+        unload = await client.rpc("unloadModel", {"identifier": name})
+        assert unload["error"]["displayData"]["code"] == "generic.noModelMatchingQuery"
+    assert sim.loaded_identifiers() == [LLM, EMBEDDER, "llama-3.2-1b-instruct"]
+
+
+async def test_unload_takes_an_instance_identifier_not_a_model_name() -> None:
+    async with _simulator() as sim, raw_client(sim) as client:
+        reply = await client.rpc(
+            "unloadModel", {"identifier": "hugging-quants/llama-3.2-1b-instruct"}
+        )
+        assert reply["error"]["displayData"]["code"] == "generic.noModelMatchingQuery"
+        assert sim.loaded_identifiers() == [LLM, EMBEDDER, "llama-3.2-1b-instruct"]
+        reply = await client.rpc("unloadModel", {"identifier": "LLAMA-3.2-1B-instruct"})
+        assert reply["type"] == "rpcResult"
+    assert sim.loaded_identifiers() == [LLM, EMBEDDER]
 
 
 # ---- "not found" codes -------------------------------------------------------------------------
@@ -309,8 +385,6 @@ def test_a_generating_instance_is_busy_however_short_its_ttl() -> None:
     )
     state.predictions.append(record)
     assert [i.identifier for i in state.loaded()] == ["gemma"]
-    record.status = "finished"
-    assert state.loaded() == []
 
 
 # ---- upload file types -------------------------------------------------------------------------

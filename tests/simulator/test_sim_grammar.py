@@ -62,11 +62,20 @@ def test_samples_follow_the_grammar(grammar: str, expected: str) -> None:
         ('root ::= "a"{3,1}', "bad repetition"),
         ("root ::= root", "derives no finite string"),
         ('root ::= "a"\nroot ::= "b"', "defined twice"),
+        ("root ::= " + "(" * 2000 + '"x"' + ")" * 2000, "nested more than 100 deep"),
     ],
 )
 def test_a_faulty_grammar_is_refused_with_the_fault_named(grammar: str, fault: str) -> None:
     with pytest.raises(GrammarError, match=re.escape(fault)):
         gbnf_sample(grammar)
+
+
+@pytest.mark.parametrize("length", [1_500, 3_000])
+def test_a_long_chain_of_rules_is_sampled(length: int) -> None:
+    # Valid GBNF of any derivation depth: no recursion limit in the way.
+    rules = [f"r{n} ::= r{n + 1}" for n in range(1, length)]
+    grammar = "\n".join(["root ::= r1", *rules, f'r{length} ::= "z"'])
+    assert gbnf_sample(grammar) == "z"
 
 
 def test_structured_settings_map_to_constrained_content() -> None:
