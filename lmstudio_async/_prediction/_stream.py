@@ -36,7 +36,7 @@ from .._protocol.packets import (
 from ..types.prediction import PredictionFragment, PredictionResult, PromptProcessingDetails
 from ._accumulator import PredictionAccumulator
 from ._callbacks import PredictionCallbacks, invoke
-from ._iterator import FragmentIterator
+from ._iterator import FragmentIterator, created_by_async_for
 from ._sse import server_sent_events as _server_sent_events
 
 if TYPE_CHECKING:
@@ -72,10 +72,15 @@ class PredictionStream(Generic[T]):
     :class:`LMStudioUsageError`); any number of tasks may ``await`` the result meanwhile, and
     none of them waits on another task: whoever waits reads the stream, and fragments read by
     ``result()`` are kept for the running ``async for``, which still sees every fragment.
-    Peeking is allowed: ``first = await anext(aiter(prediction))`` followed by an ``async
-    for`` continues with the second fragment. An iterator dropped unfinished (``break``) stops
-    the prediction unless the handle is iterated again before the task next yields to the event
-    loop (that is the peeking case).
+    Peeking never stops the prediction: after ``first = await anext(aiter(prediction))``
+    (also inside ``asyncio.wait_for`` or a task of its own), an ``async for``, ``await
+    prediction`` or anything else awaited in between continues with the second fragment. The
+    rule is structural, not timed: an iterator that an ``async for`` statement creates from the
+    handle stops the prediction when it is left unfinished (``break``, ``return``, an exception
+    out of the loop body); an iterator created explicitly with ``aiter(prediction)`` never does,
+    dropped or not; the prediction it was reading stops when the handle itself is dropped, its
+    ``async with`` ends, or on :meth:`cancel`. (``async for`` over such an explicit iterator
+    follows the explicit rule.)
     """
 
     # Thousands of predictions may be in flight at once: keep each one small.
@@ -84,7 +89,6 @@ class PredictionStream(Generic[T]):
         "_accumulator",
         "_backlog",
         "_bounded",
-        "_break_pending",
         "_callbacks",
         "_cancel_requested",
         "_carry",
@@ -159,9 +163,6 @@ class PredictionStream(Generic[T]):
         # structural: it is decided by which iterator was opened, never by which task runs it.
         self._iterator_serial = 0
         self._iterators_opened = 0
-        # An iterator was dropped unfinished: a ``break``, unless the handle is iterated again
-        # before the event loop runs (peeking with ``anext(aiter(prediction))``).
-        self._break_pending = False
         # Fragments ``result()`` read while an ``async for`` was unfinished: delivered to it next.
         self._backlog: deque[PredictionFragment] | None = None
         self._done_waiters: list[asyncio.Future[None]] | None = None
@@ -193,9 +194,8 @@ class PredictionStream(Generic[T]):
             )
         self._iterators_opened += 1
         self._iterator_serial = self._iterators_opened
-        # Iterating again right after an iterator was dropped continues the stream (peeking).
-        self._break_pending = False
-        return FragmentIterator(self, self._iterators_opened)
+        # Decided here, once: only the `async for` statement's own iterator means `break`.
+        return FragmentIterator(self, self._iterators_opened, stops=created_by_async_for())
 
     def __await__(self) -> Generator[Any, None, PredictionResult[T]]:
         return self.result().__await__()
@@ -245,8 +245,6 @@ class PredictionStream(Generic[T]):
         With a ``response_format``, raises :class:`LMStudioStructuredOutputError` when the
         reply does not parse as that format (iteration itself ends normally).
         """
-        if self._break_pending:
-            self._resolve_break(self._iterators_opened)
         while True:
             if self._parse_error is not None:
                 raise self._parse_error
@@ -595,30 +593,19 @@ class PredictionStream(Generic[T]):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _iterator_released(self, serial: int) -> None:
-        """The iterator ``serial`` was dropped unfinished (runs in the client's loop thread)."""
+    def _iterator_released(self, serial: int, stops: bool) -> None:
+        """The iterator ``serial`` was dropped unfinished (runs in the client's loop thread).
+
+        ``stops``: an ``async for`` statement created it, so this is a ``break``: stop the
+        server. The handle itself stays usable: ``await prediction.result()`` then returns the
+        partial result with stop reason ``userStopped``. An explicit iterator (peeking) only
+        frees the handle for the next loop.
+        """
         if self._iterator_serial != serial:
             return
         self._iterator_serial = 0
-        if self._state != _RUNNING:
-            self._backlog = None
-            return
-        # Decide once the current step of this task is over: iterating again before that is
-        # peeking and continues the stream; anything else is a `break`.
-        self._break_pending = True
-        asyncio.get_running_loop().call_soon(self._resolve_break, self._iterators_opened)
-
-    def _resolve_break(self, opened: int) -> None:
-        """A dropped iterator that was not followed by a new one: stop the server.
-
-        The handle itself stays usable: ``await prediction.result()`` then returns the partial
-        result with stop reason ``userStopped``.
-        """
-        if not self._break_pending or self._iterators_opened != opened:
-            return
-        self._break_pending = False
-        self._backlog = None
-        if self._state == _RUNNING and self._channel is not None:
+        self._backlog = None  # what result() kept for it is in `content` anyway
+        if stops and self._state == _RUNNING and self._channel is not None:
             self._channel.cancel()
             if self._telemetry is not None:
                 self._telemetry.ended(
