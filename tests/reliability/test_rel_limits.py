@@ -89,6 +89,52 @@ async def test_a_cancel_never_confirmed_frees_the_slot_after_a_bounded_grace() -
         assert client._open_channel_count() == 1, "the abandoned channel is forgotten"
 
 
+async def _one_fragment_then_silence(end: ServerEnd) -> None:
+    """Streams one fragment per prediction, then ignores everything, cancel included."""
+    await end.accept_auth()
+    while True:
+        frame = await end.receive_json()
+        if frame["type"] == "rpcCall":
+            await end.send_json(
+                {"type": "rpcResult", "callId": frame["callId"], "result": MODEL_INFO}
+            )
+        elif frame["type"] == "channelCreate":
+            await end.send_json(
+                {
+                    "type": "channelSend",
+                    "channelId": frame["channelId"],
+                    "message": {"type": "fragment", "fragment": {"content": "x"}},
+                }
+            )
+
+
+@pytest.mark.parametrize("how", ["break", "cancel"])
+async def test_a_cancel_never_confirmed_ends_the_wait_for_the_result(how: str) -> None:
+    # The README's Cancellation example (cancel() in the loop, then the result), and `break`
+    # then the result: LM Studio never confirms, so the grace ends the wait, not a hang.
+    async with (
+        serve_raw(_one_fragment_then_silence) as server,
+        lms.LMStudioClient(server.base_url, max_concurrent_predictions=1) as client,
+    ):
+        model = await client.llm.model()
+        (await client._connection("llm")).abandon_grace = 0.5
+        prediction = model.respond("one")
+
+        async def cancel_then_await() -> None:
+            async for _ in prediction:
+                if how == "break":
+                    break
+                await prediction.cancel()  # then the loop itself waits for the end
+            await prediction
+
+        with anyio.fail_after(10):
+            with pytest.raises(lms.LMStudioTimeoutError, match="did not confirm the cancel"):
+                await cancel_then_await()
+            assert prediction.content == "x", "what arrived stays readable"
+            assert client._open_channel_count() == 0
+            await anext(aiter(model.respond("two")))  # the slot was released
+
+
 # -- rejections: only the rejected request fails; no call waits on a warning never sent --------
 
 
