@@ -231,7 +231,12 @@ class PredictionStream(Generic[T]):
 
     @property
     def content(self) -> str:
-        """The text received so far."""
+        """The text received so far (``str``, all fragments including reasoning).
+
+        Cheap to read after every fragment: only the pieces that arrived since the last read
+        are added (amortised O(1) per character in CPython), provided the previous string is
+        not kept elsewhere — keeping it forces the next read to copy the text once.
+        """
         return self._accumulator.content
 
     async def result(self) -> PredictionResult[T]:
