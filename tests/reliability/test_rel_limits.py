@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from typing import Any
 
@@ -221,6 +222,30 @@ async def test_a_rejected_channel_create_fails_only_itself() -> None:
         assert len(results) == 10, "the ten good predictions continued"
         assert cancels == [], "nothing was cancelled"
         assert client._open_channel_count() == 0
+
+
+async def test_a_rejection_in_a_burst_fails_the_burst_promptly_and_cancels_it(
+    simulator: Simulator,
+) -> None:
+    # The documented limit of isolation: requests sent together, before LM Studio answered
+    # anything after them, cannot be told apart from the rejected one. They all fail (none
+    # hangs), each is cancelled in LM Studio, and the socket stays usable.
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        simulator.fault_endpoint("predict", reject=True, times=1)
+        prompts = [f"good {i}" for i in range(5)] + ["bad"] + [f"good {i}" for i in range(5, 10)]
+        with anyio.fail_after(10):
+            outcomes = await asyncio.gather(
+                *(model.respond(prompt).result() for prompt in prompts), return_exceptions=True
+            )
+        assert all(isinstance(outcome, lms.LMStudioProtocolError) for outcome in outcomes)
+        assert all("rejected the request to 'predict'" in str(outcome) for outcome in outcomes)
+        await simulator.wait_for(lambda: client._open_channel_count() == 0)
+        await simulator.wait_for(
+            lambda: all(p.status != "running" for p in simulator.predictions), timeout=10
+        )
+        with anyio.fail_after(10):
+            assert (await model.respond("next")).content == "You said: next"
 
 
 async def test_complete_on_a_server_without_complete_raw_text_never_hangs() -> None:
