@@ -109,6 +109,7 @@ class PredictionStream(Generic[T]):
         "_quiet",
         "_response_format",
         "_result",
+        "_result_waiters",
         "_started_at",
         "_state",
         "_telemetry",
@@ -166,6 +167,8 @@ class PredictionStream(Generic[T]):
         # Fragments ``result()`` read while an ``async for`` was unfinished: delivered to it next.
         self._backlog: deque[PredictionFragment] | None = None
         self._done_waiters: list[asyncio.Future[None]] | None = None
+        # Tasks inside result(): one of them cancelled leaves the prediction to the others.
+        self._result_waiters = 0
         self._progress_seen = 0.0
         self._tool_call_index = -1
         # The first half of a surrogate pair that ended a fragment; the next fragment should
@@ -249,23 +252,36 @@ class PredictionStream(Generic[T]):
 
         With a ``response_format``, raises :class:`LMStudioStructuredOutputError` when the
         reply does not parse as that format (iteration itself ends normally).
+
+        Cancelling one waiter (e.g. ``asyncio.wait_for`` timing out) stops the prediction only
+        if nobody else waits for it or iterates it: otherwise another waiter reads on (also
+        when the cancelled one was still opening the channel or queued for a
+        ``max_concurrent_predictions`` slot).
         """
-        while True:
-            if self._parse_error is not None:
-                raise self._parse_error
-            if self._result is not None:
-                return self._result
-            if self._error is not None:
-                raise self._error
-            if self._consuming:
-                # Another consumer is reading: wait for its step, then read on ourselves.
-                await self._next_step()
-                continue
-            fragment = await self._next_fragment()
-            if fragment is not None and self._iterator_serial:
-                if self._backlog is None:
-                    self._backlog = deque()
-                self._backlog.append(fragment)
+        self._result_waiters += 1
+        try:
+            while True:
+                if self._parse_error is not None:
+                    raise self._parse_error
+                if self._result is not None:
+                    return self._result
+                if self._error is not None:
+                    raise self._error
+                if self._consuming:
+                    # Another consumer is reading: wait for its step, then read on ourselves.
+                    try:
+                        await self._next_step()
+                    except BaseException as exc:
+                        self._abandon_on(exc, for_result=True)
+                        raise
+                    continue
+                fragment = await self._next_fragment(for_result=True)
+                if fragment is not None and self._iterator_serial:
+                    if self._backlog is None:
+                        self._backlog = deque()
+                    self._backlog.append(fragment)
+        finally:
+            self._result_waiters -= 1
 
     async def cancel(self) -> None:
         """Ask LM Studio to stop. Iteration then ends normally; the result has stop reason
@@ -357,8 +373,11 @@ class PredictionStream(Generic[T]):
         if self._cancel_requested:
             channel.cancel()
 
-    async def _next_fragment(self) -> PredictionFragment | None:
-        """Process packets until the next fragment (returned) or the end (``None``)."""
+    async def _next_fragment(self, *, for_result: bool = False) -> PredictionFragment | None:
+        """Process packets until the next fragment (returned) or the end (``None``).
+
+        ``for_result``: the caller is :meth:`result` (else the ``async for`` iterator).
+        """
         if self._state in (_DONE, _FAILED):
             if self._error is not None:
                 raise self._error
@@ -366,19 +385,25 @@ class PredictionStream(Generic[T]):
         # Callers wait for the current reader first; reading concurrently would split packets.
         assert not self._consuming, "two consumers read one prediction at once"
         self._consuming = True
+        # True only while waiting with nothing taken: cancelled there, another consumer can
+        # take over without a packet or a half-run callback being lost.
+        idle = True
         try:
             channel = self._channel or await self._ensure_started()
+            idle = False
             accumulator = self._accumulator
             while True:
                 raw, self._pending = self._pending, None
                 if raw is None:
                     raw = channel.next_nowait()
                 while raw is None:
+                    idle = True
                     if self._bounded:
                         raw = await self._next_within(channel)
                     else:
                         await channel.wait()
                         raw = channel.next_nowait()
+                    idle = False
                 packet = decode_packet(predict_packets, raw, PREDICT_TYPES)
                 if type(raw) is not msgspec.Raw or self._carry:
                     packet = self._mend(packet)
@@ -400,7 +425,7 @@ class PredictionStream(Generic[T]):
                 fallback, self._fallback = self._fallback, None
                 self._attach(await fallback())
                 self._consuming = False
-                return await self._next_fragment()
+                return await self._next_fragment(for_result=for_result)
             self._fail(exc)
             raise
         except LMStudioError as exc:
@@ -413,7 +438,10 @@ class PredictionStream(Generic[T]):
             self._fail(error)
             raise error from exc
         except BaseException as exc:
-            self._abandon_on(exc)
+            if idle:
+                self._abandon_on(exc, for_result=for_result)
+            else:
+                self._fail_on(exc)
             raise
         finally:
             self._consuming = False
@@ -487,7 +515,19 @@ class PredictionStream(Generic[T]):
             return None
         return channel.wait()
 
-    def _abandon_on(self, exc: BaseException) -> None:
+    def _abandon_on(self, exc: BaseException, *, for_result: bool = False) -> None:
+        """A consumer waiting for the next packet (or for its turn) leaves with ``exc``.
+
+        Cancelled while another consumer still wants the prediction (another ``result()``
+        waiter, or for a ``result()`` caller an unfinished ``async for``): that one reads on.
+        Otherwise nobody will read the rest: stop the server and release the channel.
+        """
+        others = self._result_waiters - for_result > 0 or (for_result and self._iterator_serial)
+        if others and isinstance(exc, asyncio.CancelledError):
+            return
+        self._fail_on(exc)
+
+    def _fail_on(self, exc: BaseException) -> None:
         # Cancellation, a timeout around us, or a callback that raised: nobody will read the
         # rest, so stop the server and release the channel.
         self._fail(

@@ -154,6 +154,61 @@ async def test_concurrent_first_consumers_start_one_server_prediction(
     assert len(simulator.predictions) == before + 1, "one handle, one server prediction"
 
 
+async def test_a_cancelled_waiter_leaves_the_opening_to_another_waiter(
+    simulator: Simulator,
+) -> None:
+    simulator.script(MODEL, ScriptedReply(content=CONTENT, tokens_per_second=100))
+    async with lms.LMStudioClient(simulator.base_url, max_concurrent_predictions=1) as client:
+        llm = await client.llm.model(MODEL)
+        blocker = asyncio.create_task(llm.respond("block").result())  # holds the only slot
+        await simulator.wait_for(lambda: len(simulator.predictions) == 1)
+        prediction = llm.respond("go")
+        first = asyncio.create_task(prediction.result())  # queued for the slot
+        await simulator.wait_for(lambda: prediction._opening)
+        second = asyncio.create_task(prediction.result())
+        await simulator.wait_for(lambda: prediction._result_waiters == 2)
+        first.cancel()  # e.g. its wait_for timed out
+        with anyio.fail_after(10):
+            result = await second
+            await blocker
+        assert first.cancelled()
+        assert result.content == "You said: go"
+        assert len(simulator.predictions) == 2, "one handle, one server prediction"
+
+
+async def test_a_cancelled_reader_leaves_the_stream_to_another_waiter(
+    simulator: Simulator, model: lms.LLM
+) -> None:
+    _script(simulator, tokens_per_second=200)
+    prediction = model.respond("go")
+    first = asyncio.create_task(prediction.result())
+    await simulator.wait_for(lambda: len(prediction.content) > 0)
+    second = asyncio.create_task(prediction.result())
+    await simulator.wait_for(lambda: prediction._result_waiters == 2)
+    first.cancel()
+    with anyio.fail_after(10):
+        result = await second
+    assert result.content == CONTENT
+    assert result.stats.stop_reason == "eosFound"
+    assert _cancels(simulator) == 0
+
+
+async def test_cancelling_every_waiter_still_stops_the_prediction(
+    simulator: Simulator, client: lms.LMStudioClient, model: lms.LLM
+) -> None:
+    _script(simulator, tokens_per_second=200)
+    prediction = model.respond("go")
+    waiters = [asyncio.create_task(prediction.result()) for _ in range(2)]
+    await simulator.wait_for(lambda: len(prediction.content) > 0)
+    for waiter in waiters:
+        waiter.cancel()
+    await asyncio.wait(waiters)
+    await simulator.wait_for(lambda: _cancels(simulator) == 1)
+    await simulator.wait_for(lambda: client._open_channel_count() == 0)
+    with pytest.raises(lms.LMStudioCancelledError):
+        await prediction
+
+
 # -- item 3: peeking never stops the prediction, whatever comes next; `break` does ----------
 
 
