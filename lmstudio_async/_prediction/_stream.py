@@ -286,6 +286,10 @@ class PredictionStream(Generic[T]):
     async def cancel(self) -> None:
         """Ask LM Studio to stop. Iteration then ends normally; the result has stop reason
         ``userStopped`` and the partial content. Sent once, and never after the server finished.
+
+        Bounded: if LM Studio does not confirm the cancel within 10 s, the channel and its
+        ``max_concurrent_predictions`` slot are released and iteration or :meth:`result` raise
+        :class:`LMStudioTimeoutError`; :attr:`content` keeps what arrived.
         """
         self._cancel_requested = True
         if self._channel is not None and self._state == _RUNNING:
