@@ -179,6 +179,9 @@ class Channel:
                 self.endpoint,
             )
             self._connection.enqueue(encode_cancel(self.id))
+            # Every cancel is bounded: a server that never confirms it must not keep this
+            # channel (and its concurrency slot) forever, nor its reader waiting.
+            self._connection.cancel_sent(self)
 
     def abandon(self) -> None:
         """Nobody will read this channel again: cancel server-side and drop what still arrives.
@@ -190,10 +193,9 @@ class Channel:
         self._discarding = True
         self._buffer.clear()
         self._head = 0
-        self.cancel()
         # The slot and the registration stay until LM Studio ends the channel (the limit
-        # bounds predictions running there), within a grace the connection enforces.
-        self._connection.channel_abandoned(self)
+        # bounds predictions running there), within the grace cancel() starts.
+        self.cancel()
 
     def abandon_threadsafe(self) -> None:
         """:meth:`abandon` from a finalizer, which may run on any thread or after the loop."""

@@ -52,7 +52,7 @@ __all__ = ["ABANDON_GRACE", "Connection", "EndpointRejected"]
 logger = logging.getLogger("lmstudio_async")
 
 ABANDON_GRACE: Final = 10.0
-"""Seconds an abandoned channel waits for LM Studio to end it before the client forgets it."""
+"""Seconds a cancelled channel waits for LM Studio to end it before the client forgets it."""
 
 _RESPONSE_TYPE_IN_FRAME: Final = re.compile(
     r'"type"\s*:\s*"(?:channelSend|channelClose|channelError|rpcResult|rpcError)"'
@@ -362,11 +362,12 @@ class Connection:
             if any(channel_id > request_id for channel_id in self._channels):
                 self._want_barrier()
 
-    def channel_abandoned(self, channel: Channel) -> None:
-        """Nobody reads ``channel`` any more and its cancel is queued. It keeps its
-        ``max_concurrent_predictions`` slot until LM Studio ends it, so the limit bounds what
-        runs there; a server that never does gets ``abandon_grace`` seconds, then the channel
-        is forgotten (slot freed, late packets ignored) so that nothing stays registered."""
+    def cancel_sent(self, channel: Channel) -> None:
+        """``channel``'s cancel is queued (a ``break``, ``cancel()``, or nobody reads it any
+        more). It keeps its ``max_concurrent_predictions`` slot until LM Studio ends it, so the
+        limit bounds what runs there; a server that never does gets ``abandon_grace`` seconds,
+        then the channel is forgotten (slot freed, late packets ignored, a reader still waiting
+        gets :class:`LMStudioTimeoutError`) so that nothing stays registered or waits forever."""
         if channel.ended or self._loop is None or self._channels.get(channel.id) is not channel:
             return
         if channel.id not in self._abandoned:
@@ -390,7 +391,11 @@ class Connection:
                 self.abandon_grace,
             )
             channel._finish(
-                LMStudioTimeoutError(f"LM Studio did not confirm the cancel of {channel!r}.")
+                LMStudioTimeoutError(
+                    f"LM Studio did not confirm the cancel of this '{channel.endpoint}' "
+                    f"operation within {self.abandon_grace:g} s, so the client stopped waiting "
+                    "for its end; what arrived before (e.g. prediction.content) stays readable."
+                )
             )
 
     async def open_prediction_channel(
@@ -398,7 +403,7 @@ class Connection:
     ) -> Channel:
         """Open a prediction channel, first waiting (FIFO) for a ``max_concurrent_predictions``
         slot. The slot is held until LM Studio ends the channel, also after the caller
-        abandoned it (within :attr:`abandon_grace`, see :meth:`channel_abandoned`).
+        abandoned it (within :attr:`abandon_grace`, see :meth:`cancel_sent`).
         """
         limiter = self._prediction_limiter
         if limiter is None:

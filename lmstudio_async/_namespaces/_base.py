@@ -107,6 +107,17 @@ def check_texts(texts: object, method: str) -> list[str]:
             raise LMStudioUsageError(
                 f"{method}() takes strings only; item {index} is a {type(text).__name__}."
             )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # Checked up front so the message names the item and nothing of the batch is sent.
+            raise LMStudioUsageError(
+                f"{method}() got text that is not valid Unicode at item {index} of the list "
+                f"({exc.reason}: {exc.object[exc.start : exc.end]!r}); nothing was sent. This "
+                "usually comes from bytes decoded with errors='surrogateescape', e.g. sys.argv "
+                "or os.listdir() on a non-UTF-8 system; decode them with the right encoding, or "
+                "clean the text with text.encode('utf-8', 'replace').decode('utf-8')."
+            ) from None
     return list(texts)
 
 

@@ -12,19 +12,26 @@ if TYPE_CHECKING:
 
 __all__ = ["PredictionAccumulator"]
 
+# The one place pieces of text are joined: a seam for the test that counts the copying.
+_join = "".join
+
 
 class PredictionAccumulator:
     """Folds fragments into the final result; pure bookkeeping, no I/O.
 
-    Memory is the content plus constant overhead: fragments are not kept, only their text,
-    joined once at the end. Reasoning is split out following LM Studio's rules (PROTOCOL.md
-    §3.4): ``content`` is everything; ``reasoning_content`` the non-structural reasoning
-    fragments; ``non_reasoning_content`` the non-structural plain ones.
+    Memory is the content plus constant overhead: fragments are not kept, only their text.
+    Reading :attr:`content` joins only the pieces that arrived since the last read, so reading
+    it after every fragment stays linear overall. Reasoning is split out following LM
+    Studio's rules (PROTOCOL.md §3.4): ``content`` is everything; ``reasoning_content`` the
+    non-structural reasoning fragments; ``non_reasoning_content`` the non-structural plain
+    ones.
     """
 
-    __slots__ = ("_non_reasoning", "_parts", "_reasoning", "fragment_count")
+    __slots__ = ("_non_reasoning", "_parts", "_reasoning", "_text", "fragment_count")
 
     def __init__(self) -> None:
+        # The text read so far, and the pieces that arrived after it (content = both).
+        self._text = ""
         self._parts: list[str] = []
         # Until a reasoning or structural fragment shows up, content == non-reasoning content,
         # so the common case keeps a single list.
@@ -41,7 +48,7 @@ class PredictionAccumulator:
             if plain:
                 return
             self._reasoning = []
-            self._non_reasoning = self._parts[:-1]
+            self._non_reasoning = [self._text, *self._parts[:-1]]
         assert self._non_reasoning is not None
         if plain:
             self._non_reasoning.append(content)
@@ -51,13 +58,16 @@ class PredictionAccumulator:
     @property
     def content(self) -> str:
         parts = self._parts
-        if len(parts) == 1:
-            return parts[0]
-        # Keep the join: reading the text after every fragment then costs one copy of the
-        # text so far, not a walk over every fragment again.
-        joined = "".join(parts)
-        parts[:] = (joined,)
-        return joined
+        if not parts:
+            return self._text
+        # Only the new pieces are joined. Appending them with `+=` to a string that nothing
+        # else holds grows it in place in CPython (amortised O(1) per character), where
+        # building a new string would copy the whole text on every read (quadratic).
+        text, self._text = self._text, ""
+        text += parts[0] if len(parts) == 1 else _join(parts)
+        parts.clear()
+        self._text = text
+        return text
 
     def finish(
         self, success: PredictSuccess, response_format: ResponseFormat[Any] | None = None
@@ -66,7 +76,7 @@ class PredictionAccumulator:
 
         Raises :class:`LMStudioStructuredOutputError` if the reply does not parse.
         """
-        content = "".join(self._parts)
+        content = self.content
         if self._reasoning is None:
             reasoning, non_reasoning = "", content
         else:
@@ -74,7 +84,6 @@ class PredictionAccumulator:
             reasoning, non_reasoning = "".join(self._reasoning), "".join(self._non_reasoning)
         # The pieces are no longer needed once joined: a finished handle keeps the text once
         # (content size plus a constant), not one string object per fragment.
-        self._parts = [content]
         if self._reasoning is not None:
             self._reasoning, self._non_reasoning = [reasoning], [non_reasoning]
         parsed: Any = content

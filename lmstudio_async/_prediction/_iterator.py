@@ -1,32 +1,57 @@
 """The ``async for`` view of a prediction handle.
 
 Who iterates is decided structurally: the handle hands out one unfinished iterator at a time
-(by serial number), never by which task is running it. An iterator dropped unfinished is a
-``break``, unless the handle is iterated again before the event loop runs (peeking); its
-finalizer only hands that over to the client's loop, thread-safely.
+(by serial number), never by which task is running it. Whether dropping an unfinished iterator
+is a ``break`` is decided structurally too, when it is created: only the iterator that an
+``async for`` statement creates from the handle stops the prediction; one created explicitly
+(``aiter(prediction)``, peeking) never does, whatever runs in between. The finalizer only hands
+that over to the client's loop, thread-safely.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+import dis
+import sys
+from typing import TYPE_CHECKING, Any, Final
 
 from ..types.prediction import PredictionFragment
 
 if TYPE_CHECKING:
     from ._stream import PredictionStream
 
-__all__ = ["FragmentIterator"]
+__all__ = ["FragmentIterator", "created_by_async_for"]
+
+_GET_AITER: Final = dis.opmap["GET_AITER"]
+
+
+def created_by_async_for() -> bool:
+    """Whether the ``__aiter__`` calling this runs for an ``async for`` statement.
+
+    Python gives an iterator no signal that its loop ended with ``break``; the only thing that
+    tells a loop's iterator from an explicit ``aiter()`` is the instruction its caller is
+    executing: ``GET_AITER`` (same opcode from 3.10 to 3.13) rather than a call. Where that
+    cannot be read (another interpreter) the answer is "explicit", the choice that never stops
+    a prediction someone may still read.
+    """
+    try:
+        frame = sys._getframe(2)  # 0: here, 1: __aiter__, 2: whoever asked for the iterator
+        return frame.f_code.co_code[frame.f_lasti] == _GET_AITER
+    except (AttributeError, IndexError, ValueError):
+        return False
 
 
 class FragmentIterator:
-    """The ``async for`` view of a prediction; dropped unfinished, it stops the prediction."""
+    """The ``async for`` view of a prediction. Dropped unfinished, it stops the prediction if an
+    ``async for`` statement created it (a ``break``); an explicit ``aiter()`` one (peeking) only
+    frees the handle for the next loop."""
 
-    __slots__ = ("_loop", "_serial", "_stream")
+    __slots__ = ("_loop", "_serial", "_stops", "_stream")
 
-    def __init__(self, stream: PredictionStream[Any], serial: int) -> None:
+    def __init__(self, stream: PredictionStream[Any], serial: int, *, stops: bool) -> None:
         self._stream = stream
+        self._stops = stops
         # 0 once this iterator is finished (ended, failed or superseded).
         self._serial = serial
         try:
@@ -97,9 +122,9 @@ class FragmentIterator:
         except RuntimeError:
             running = None
         if running is loop:
-            self._stream._iterator_released(serial)
+            self._stream._iterator_released(serial, self._stops)
             return
         # Collected on another thread (a cycle collection there) or after the loop: hand the
         # decision to the client's loop; a closed loop means the socket is gone already.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._stream._iterator_released, serial)
+            loop.call_soon_threadsafe(self._stream._iterator_released, serial, self._stops)

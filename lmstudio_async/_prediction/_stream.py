@@ -37,7 +37,7 @@ from .._protocol.packets import (
 from ..types.prediction import PredictionFragment, PredictionResult, PromptProcessingDetails
 from ._accumulator import PredictionAccumulator
 from ._callbacks import PredictionCallbacks, invoke
-from ._iterator import FragmentIterator
+from ._iterator import FragmentIterator, created_by_async_for
 from ._sse import server_sent_events as _server_sent_events
 
 if TYPE_CHECKING:
@@ -73,10 +73,15 @@ class PredictionStream(Generic[T]):
     :class:`LMStudioUsageError`); any number of tasks may ``await`` the result meanwhile, and
     none of them waits on another task: whoever waits reads the stream, and fragments read by
     ``result()`` are kept for the running ``async for``, which still sees every fragment.
-    Peeking is allowed: ``first = await anext(aiter(prediction))`` followed by an ``async
-    for`` continues with the second fragment. An iterator dropped unfinished (``break``) stops
-    the prediction unless the handle is iterated again before the task next yields to the event
-    loop (that is the peeking case).
+    Peeking never stops the prediction: after ``first = await anext(aiter(prediction))``
+    (also inside ``asyncio.wait_for`` or a task of its own), an ``async for``, ``await
+    prediction`` or anything else awaited in between continues with the second fragment. The
+    rule is structural, not timed: an iterator that an ``async for`` statement creates from the
+    handle stops the prediction when it is left unfinished (``break``, ``return``, an exception
+    out of the loop body); an iterator created explicitly with ``aiter(prediction)`` never does,
+    dropped or not; the prediction it was reading stops when the handle itself is dropped, its
+    ``async with`` ends, or on :meth:`cancel`. (``async for`` over such an explicit iterator
+    follows the explicit rule.)
     """
 
     # Thousands of predictions may be in flight at once: keep each one small.
@@ -85,7 +90,6 @@ class PredictionStream(Generic[T]):
         "_accumulator",
         "_backlog",
         "_bounded",
-        "_break_pending",
         "_callbacks",
         "_cancel_requested",
         "_carry",
@@ -106,6 +110,7 @@ class PredictionStream(Generic[T]):
         "_quiet",
         "_response_format",
         "_result",
+        "_result_waiters",
         "_started_at",
         "_state",
         "_telemetry",
@@ -160,12 +165,11 @@ class PredictionStream(Generic[T]):
         # structural: it is decided by which iterator was opened, never by which task runs it.
         self._iterator_serial = 0
         self._iterators_opened = 0
-        # An iterator was dropped unfinished: a ``break``, unless the handle is iterated again
-        # before the event loop runs (peeking with ``anext(aiter(prediction))``).
-        self._break_pending = False
         # Fragments ``result()`` read while an ``async for`` was unfinished: delivered to it next.
         self._backlog: deque[PredictionFragment] | None = None
         self._done_waiters: list[asyncio.Future[None]] | None = None
+        # Tasks inside result(): one of them cancelled leaves the prediction to the others.
+        self._result_waiters = 0
         self._progress_seen = 0.0
         self._tool_call_index = -1
         # The first half of a surrogate pair that ended a fragment; the next fragment should
@@ -194,9 +198,8 @@ class PredictionStream(Generic[T]):
             )
         self._iterators_opened += 1
         self._iterator_serial = self._iterators_opened
-        # Iterating again right after an iterator was dropped continues the stream (peeking).
-        self._break_pending = False
-        return FragmentIterator(self, self._iterators_opened)
+        # Decided here, once: only the `async for` statement's own iterator means `break`.
+        return FragmentIterator(self, self._iterators_opened, stops=created_by_async_for())
 
     def __await__(self) -> Generator[Any, None, PredictionResult[T]]:
         return self.result().__await__()
@@ -232,7 +235,12 @@ class PredictionStream(Generic[T]):
 
     @property
     def content(self) -> str:
-        """The text received so far."""
+        """The text received so far (``str``, all fragments including reasoning).
+
+        Cheap to read after every fragment: only the pieces that arrived since the last read
+        are added (amortised O(1) per character in CPython), provided the previous string is
+        not kept elsewhere — keeping it forces the next read to copy the text once.
+        """
         return self._accumulator.content
 
     async def result(self) -> PredictionResult[T]:
@@ -245,29 +253,44 @@ class PredictionStream(Generic[T]):
 
         With a ``response_format``, raises :class:`LMStudioStructuredOutputError` when the
         reply does not parse as that format (iteration itself ends normally).
+
+        Cancelling one waiter (e.g. ``asyncio.wait_for`` timing out) stops the prediction only
+        if nobody else waits for it or iterates it: otherwise another waiter reads on (also
+        when the cancelled one was still opening the channel or queued for a
+        ``max_concurrent_predictions`` slot).
         """
-        if self._break_pending:
-            self._resolve_break(self._iterators_opened)
-        while True:
-            if self._parse_error is not None:
-                raise self._parse_error
-            if self._result is not None:
-                return self._result
-            if self._error is not None:
-                raise self._error
-            if self._consuming:
-                # Another consumer is reading: wait for its step, then read on ourselves.
-                await self._next_step()
-                continue
-            fragment = await self._next_fragment()
-            if fragment is not None and self._iterator_serial:
-                if self._backlog is None:
-                    self._backlog = deque()
-                self._backlog.append(fragment)
+        self._result_waiters += 1
+        try:
+            while True:
+                if self._parse_error is not None:
+                    raise self._parse_error
+                if self._result is not None:
+                    return self._result
+                if self._error is not None:
+                    raise self._error
+                if self._consuming:
+                    # Another consumer is reading: wait for its step, then read on ourselves.
+                    try:
+                        await self._next_step()
+                    except BaseException as exc:
+                        self._abandon_on(exc, for_result=True)
+                        raise
+                    continue
+                fragment = await self._next_fragment(for_result=True)
+                if fragment is not None and self._iterator_serial:
+                    if self._backlog is None:
+                        self._backlog = deque()
+                    self._backlog.append(fragment)
+        finally:
+            self._result_waiters -= 1
 
     async def cancel(self) -> None:
         """Ask LM Studio to stop. Iteration then ends normally; the result has stop reason
         ``userStopped`` and the partial content. Sent once, and never after the server finished.
+
+        Bounded: if LM Studio does not confirm the cancel within 10 s, the channel and its
+        ``max_concurrent_predictions`` slot are released and iteration or :meth:`result` raise
+        :class:`LMStudioTimeoutError`; :attr:`content` keeps what arrived.
         """
         self._cancel_requested = True
         if self._channel is not None and self._state == _RUNNING:
@@ -355,8 +378,11 @@ class PredictionStream(Generic[T]):
         if self._cancel_requested:
             channel.cancel()
 
-    async def _next_fragment(self) -> PredictionFragment | None:
-        """Process packets until the next fragment (returned) or the end (``None``)."""
+    async def _next_fragment(self, *, for_result: bool = False) -> PredictionFragment | None:
+        """Process packets until the next fragment (returned) or the end (``None``).
+
+        ``for_result``: the caller is :meth:`result` (else the ``async for`` iterator).
+        """
         if self._state in (_DONE, _FAILED):
             if self._error is not None:
                 raise self._error
@@ -364,8 +390,12 @@ class PredictionStream(Generic[T]):
         # Callers wait for the current reader first; reading concurrently would split packets.
         assert not self._consuming, "two consumers read one prediction at once"
         self._consuming = True
+        # True only while waiting with nothing taken: cancelled there, another consumer can
+        # take over without a packet or a half-run callback being lost.
+        idle = True
         try:
             channel = self._channel or await self._ensure_started()
+            idle = False
             accumulator = self._accumulator
             while True:
                 raw: Packet | None
@@ -373,11 +403,13 @@ class PredictionStream(Generic[T]):
                 if raw is None:
                     raw = channel.next_nowait()
                 while raw is None:
+                    idle = True
                     if self._bounded:
                         raw = await self._next_within(channel)
                     else:
                         await channel.wait()
                         raw = channel.next_nowait()
+                    idle = False
                 packet = decode_packet(predict_packets, raw, PREDICT_TYPES)
                 if type(raw) is not msgspec.Raw or self._carry:
                     packet = self._mend(packet)
@@ -399,7 +431,7 @@ class PredictionStream(Generic[T]):
                 fallback, self._fallback = self._fallback, None
                 self._attach(await fallback())
                 self._consuming = False
-                return await self._next_fragment()
+                return await self._next_fragment(for_result=for_result)
             self._fail(exc)
             raise
         except LMStudioError as exc:
@@ -412,7 +444,10 @@ class PredictionStream(Generic[T]):
             self._fail(error)
             raise error from exc
         except BaseException as exc:
-            self._abandon_on(exc)
+            if idle:
+                self._abandon_on(exc, for_result=for_result)
+            else:
+                self._fail_on(exc)
             raise
         finally:
             self._consuming = False
@@ -495,7 +530,19 @@ class PredictionStream(Generic[T]):
             return None
         return channel.wait()
 
-    def _abandon_on(self, exc: BaseException) -> None:
+    def _abandon_on(self, exc: BaseException, *, for_result: bool = False) -> None:
+        """A consumer waiting for the next packet (or for its turn) leaves with ``exc``.
+
+        Cancelled while another consumer still wants the prediction (another ``result()``
+        waiter, or for a ``result()`` caller an unfinished ``async for``): that one reads on.
+        Otherwise nobody will read the rest: stop the server and release the channel.
+        """
+        others = self._result_waiters - for_result > 0 or (for_result and self._iterator_serial)
+        if others and isinstance(exc, asyncio.CancelledError):
+            return
+        self._fail_on(exc)
+
+    def _fail_on(self, exc: BaseException) -> None:
         # Cancellation, a timeout around us, or a callback that raised: nobody will read the
         # rest, so stop the server and release the channel.
         self._fail(
@@ -606,30 +653,19 @@ class PredictionStream(Generic[T]):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _iterator_released(self, serial: int) -> None:
-        """The iterator ``serial`` was dropped unfinished (runs in the client's loop thread)."""
+    def _iterator_released(self, serial: int, stops: bool) -> None:
+        """The iterator ``serial`` was dropped unfinished (runs in the client's loop thread).
+
+        ``stops``: an ``async for`` statement created it, so this is a ``break``: stop the
+        server. The handle itself stays usable: ``await prediction.result()`` then returns the
+        partial result with stop reason ``userStopped``. An explicit iterator (peeking) only
+        frees the handle for the next loop.
+        """
         if self._iterator_serial != serial:
             return
         self._iterator_serial = 0
-        if self._state != _RUNNING:
-            self._backlog = None
-            return
-        # Decide once the current step of this task is over: iterating again before that is
-        # peeking and continues the stream; anything else is a `break`.
-        self._break_pending = True
-        asyncio.get_running_loop().call_soon(self._resolve_break, self._iterators_opened)
-
-    def _resolve_break(self, opened: int) -> None:
-        """A dropped iterator that was not followed by a new one: stop the server.
-
-        The handle itself stays usable: ``await prediction.result()`` then returns the partial
-        result with stop reason ``userStopped``.
-        """
-        if not self._break_pending or self._iterators_opened != opened:
-            return
-        self._break_pending = False
-        self._backlog = None
-        if self._state == _RUNNING and self._channel is not None:
+        self._backlog = None  # what result() kept for it is in `content` anyway
+        if stops and self._state == _RUNNING and self._channel is not None:
             self._channel.cancel()
             if self._telemetry is not None:
                 self._telemetry.ended(

@@ -379,7 +379,8 @@ class _ToolRunner:
             except LMStudioToolCallError as error:
                 outcomes[i] = await self._invalid(request, error)
 
-        returned: dict[int, tuple[Any, Exception | None]] = {}
+        # (value, error): the error is what the tool raised, or None.
+        returned: dict[int, tuple[Any, BaseException | None]] = {}
         limiter = anyio.CapacityLimiter(self._max_parallel)
         cancelled = anyio.get_cancelled_exc_class()
         fatal: list[BaseException] = []
@@ -395,12 +396,7 @@ class _ToolRunner:
                         raise
                     # The tool itself raised it (it awaited something cancelled elsewhere):
                     # a tool failure like any other, not a cancellation of act().
-                    failure = LMStudioToolCallError(
-                        f"Tool {tool.name!r} raised {type(exc).__name__} although act() was not "
-                        "cancelled: it awaited something that was cancelled elsewhere."
-                    )
-                    failure.__cause__ = exc
-                    returned[i] = (None, failure)
+                    returned[i] = (None, exc)
                 except BaseException as exc:  # KeyboardInterrupt, SystemExit, the user's own
                     # control flow: stops the whole act() and reaches the caller unwrapped.
                     if not fatal:
@@ -423,6 +419,11 @@ class _ToolRunner:
                 except (TypeError, ValueError, OverflowError) as encode_error:
                     exc = encode_error
                     message = f"Tool {request.name!r} returned a value that is not JSON: {exc}"
+            elif isinstance(exc, cancelled):
+                message = (
+                    f"Tool {request.name!r} raised {type(exc).__name__} although act() was not "
+                    "cancelled: it awaited something that was cancelled elsewhere."
+                )
             else:
                 message = f"Tool {request.name!r} raised {type(exc).__name__}: {exc}"
             failure = LMStudioToolCallError(message)

@@ -40,8 +40,11 @@ async def test_a_tool_raising_cancelled_error_is_a_tool_failure(
         result = await model.act("Go", [fetch], handle_invalid_tool_request=handle)
     assert result.content == "Sorry, the fetch failed."
     assert len(errors) == 1
-    assert "CancelledError" in str(errors[0])
-    assert "not cancelled" in str(errors[0])
+    assert str(errors[0]) == (
+        "Tool 'fetch' raised CancelledError although act() was not cancelled: it awaited "
+        "something that was cancelled elsewhere."
+    ), "one sentence, not wrapped in a second 'raised LMStudioToolCallError'"
+    assert isinstance(errors[0].__cause__, asyncio.CancelledError)
 
 
 async def test_cancelling_act_during_a_slow_sync_tool_returns_promptly(

@@ -202,6 +202,17 @@ async def test_unencodable_prediction_input_is_a_usage_error(
     assert (await model.respond("still fine")).content == "You said: still fine"
 
 
+async def test_unencodable_embedding_input_in_a_list_names_the_item(
+    simulator: Simulator, client: lms.LMStudioClient
+) -> None:
+    embedder = await client.embedding.model()
+    before = _sent_requests(simulator, "embedding")
+    with pytest.raises(lms.LMStudioUsageError, match="not valid Unicode at item 1 of the list"):
+        await embedder.embed(["ok", UNENCODABLE])
+    assert _sent_requests(simulator, "embedding") == before, "nothing of the batch was sent"
+    assert client._pool.pending_call_count() == 0
+
+
 async def test_unencodable_embedding_input_is_a_usage_error(
     simulator: Simulator, client: lms.LMStudioClient
 ) -> None:

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from lmstudio_async import LMStudioUsageError
-from lmstudio_async._prediction import PredictionAccumulator
+from lmstudio_async._prediction import PredictionAccumulator, _accumulator
 from lmstudio_async._protocol.auth import resolve_credentials
 from lmstudio_async._protocol.envelope import (
     ChannelSendIn,
@@ -118,6 +118,33 @@ def test_accumulator_joins_plain_content_once() -> None:
     assert result.reasoning_content == ""
     assert result.load_config.context_length == 4096
     assert result.prediction_config.temperature == 0.5
+
+
+def test_reading_the_content_after_every_fragment_copies_each_piece_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The README's `if len(prediction.content) > 200` inside the loop: each read may join only
+    # the pieces that arrived since the last read, never the text so far again (that was
+    # quadratic). Counted in characters joined, not timed; benchmarks/content_reads.py times it.
+    joined = 0
+
+    def counting_join(pieces: list[str]) -> str:
+        nonlocal joined
+        joined += sum(map(len, pieces))
+        return "".join(pieces)
+
+    monkeypatch.setattr(_accumulator, "_join", counting_join)
+    accumulator = PredictionAccumulator()
+    pieces = [f"w{i} " for i in range(2_000)]
+    for piece in pieces:
+        accumulator.add(PredictionFragment(content=piece, tokens_count=1))
+        accumulator.add(PredictionFragment(content="!", tokens_count=1))
+        assert accumulator.content.endswith(piece + "!")
+    text = "".join(piece + "!" for piece in pieces)
+    assert accumulator.content == text
+    assert accumulator.content is accumulator.content, "an unchanged text is not rebuilt"
+    assert joined <= len(text), f"{joined} characters joined for {len(text)} of text"
+    assert accumulator.finish(_success()).content == text
 
 
 def test_accumulator_splits_reasoning_like_lm_studio() -> None:

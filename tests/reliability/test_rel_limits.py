@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from typing import Any
 
@@ -87,6 +88,52 @@ async def test_a_cancel_never_confirmed_frees_the_slot_after_a_bounded_grace() -
             await anext(aiter(second))  # gets the slot once the grace has passed
         assert len(created) == 2
         assert client._open_channel_count() == 1, "the abandoned channel is forgotten"
+
+
+async def _one_fragment_then_silence(end: ServerEnd) -> None:
+    """Streams one fragment per prediction, then ignores everything, cancel included."""
+    await end.accept_auth()
+    while True:
+        frame = await end.receive_json()
+        if frame["type"] == "rpcCall":
+            await end.send_json(
+                {"type": "rpcResult", "callId": frame["callId"], "result": MODEL_INFO}
+            )
+        elif frame["type"] == "channelCreate":
+            await end.send_json(
+                {
+                    "type": "channelSend",
+                    "channelId": frame["channelId"],
+                    "message": {"type": "fragment", "fragment": {"content": "x"}},
+                }
+            )
+
+
+@pytest.mark.parametrize("how", ["break", "cancel"])
+async def test_a_cancel_never_confirmed_ends_the_wait_for_the_result(how: str) -> None:
+    # The README's Cancellation example (cancel() in the loop, then the result), and `break`
+    # then the result: LM Studio never confirms, so the grace ends the wait, not a hang.
+    async with (
+        serve_raw(_one_fragment_then_silence) as server,
+        lms.LMStudioClient(server.base_url, max_concurrent_predictions=1) as client,
+    ):
+        model = await client.llm.model()
+        (await client._connection("llm")).abandon_grace = 0.5
+        prediction = model.respond("one")
+
+        async def cancel_then_await() -> None:
+            async for _ in prediction:
+                if how == "break":
+                    break
+                await prediction.cancel()  # then the loop itself waits for the end
+            await prediction
+
+        with anyio.fail_after(10):
+            with pytest.raises(lms.LMStudioTimeoutError, match="did not confirm the cancel"):
+                await cancel_then_await()
+            assert prediction.content == "x", "what arrived stays readable"
+            assert client._open_channel_count() == 0
+            await anext(aiter(model.respond("two")))  # the slot was released
 
 
 # -- rejections: only the rejected request fails; no call waits on a warning never sent --------
@@ -175,6 +222,30 @@ async def test_a_rejected_channel_create_fails_only_itself() -> None:
         assert len(results) == 10, "the ten good predictions continued"
         assert cancels == [], "nothing was cancelled"
         assert client._open_channel_count() == 0
+
+
+async def test_a_rejection_in_a_burst_fails_the_burst_promptly_and_cancels_it(
+    simulator: Simulator,
+) -> None:
+    # The documented limit of isolation: requests sent together, before LM Studio answered
+    # anything after them, cannot be told apart from the rejected one. They all fail (none
+    # hangs), each is cancelled in LM Studio, and the socket stays usable.
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        simulator.fault_endpoint("predict", reject=True, times=1)
+        prompts = [f"good {i}" for i in range(5)] + ["bad"] + [f"good {i}" for i in range(5, 10)]
+        with anyio.fail_after(10):
+            outcomes = await asyncio.gather(
+                *(model.respond(prompt).result() for prompt in prompts), return_exceptions=True
+            )
+        assert all(isinstance(outcome, lms.LMStudioProtocolError) for outcome in outcomes)
+        assert all("rejected the request to 'predict'" in str(outcome) for outcome in outcomes)
+        await simulator.wait_for(lambda: client._open_channel_count() == 0)
+        await simulator.wait_for(
+            lambda: all(p.status != "running" for p in simulator.predictions), timeout=10
+        )
+        with anyio.fail_after(10):
+            assert (await model.respond("next")).content == "You said: next"
 
 
 async def test_complete_on_a_server_without_complete_raw_text_never_hangs() -> None:
