@@ -66,7 +66,7 @@ async def test_an_item_json_cannot_carry_is_written_escaped_and_the_batch_goes_o
 async def test_a_full_disk_raises_the_oserror_itself(simulator: Simulator) -> None:
     async with lms.LMStudioClient(simulator.base_url) as client:
         model = await client.llm.model(MODEL)
-        with pytest.raises(OSError) as caught:
+        with pytest.raises(OSError, match="No space left") as caught:
             async with run_batch(model, ["a", "b", "c"], output="/dev/full") as run:
                 await run.wait()
     assert type(caught.value) is OSError  # not an exception group around it
@@ -120,7 +120,8 @@ async def test_retry_failed_runs_failed_items_again_and_supersedes_their_lines(
     assert run.progress.skipped == 2
     records = read_lines(out)
     assert [r["index"] for r in records] == [0, 1, 2, 0]
-    assert "error" in records[0] and "content" in records[3]
+    assert "error" in records[0]
+    assert "content" in records[3]
     # The last record per index counts: nothing failed now, and nothing runs again.
     with JsonlOutput(out, resume=True) as output:
         assert output.failed == set()
