@@ -187,22 +187,24 @@ async def run_batch_command(args: argparse.Namespace, interrupts: Interrupts) ->
             ) as run,
         ):
             progress = run.progress
-            write_error: OSError | None = None
+            failure: Exception | None = None
             async with anyio.create_task_group() as display:
                 display.start_soon(_show_progress, progress, stream, args.progress_interval)
                 try:
                     await run.wait()
-                except OSError as exc:
-                    # Kept out of the task group (which would wrap it): it becomes one line.
-                    write_error = exc
+                except (OSError, LMStudioUsageError) as exc:
+                    # Kept out of the task group, which would wrap it in an exception group.
+                    failure = exc
                 display.cancel_scope.cancel()
-            if write_error is not None:
+            if isinstance(failure, OSError):
                 summarise = False
                 raise CommandError(
-                    f"cannot write {args.output}: {write_error.strerror or write_error}. "
+                    f"cannot write {args.output}: {failure.strerror or failure}. "
                     f"{progress.done} results were written before it; make room (or fix the "
                     "file), then run again with --resume to finish."
                 )
+            if failure is not None:
+                raise failure
             assert run.output is not None
             failed_in_output = set(run.output.failed)
     except LMStudioUsageError:

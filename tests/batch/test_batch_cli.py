@@ -317,3 +317,16 @@ def test_the_summary_says_where_retries_went_and_what_to_do_about_failures() -> 
     two_hosts = _summary(progress, args, set(), hosts=2, interrupted=False)
     assert "2 retried on another host" in two_hosts
     assert "retry-failed" not in two_hosts
+
+
+async def test_a_resume_refused_for_changed_input_does_not_say_to_resume(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"index": 0, "input": "the original"}\n', encoding="utf-8")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("something else\nsecond\n", encoding="utf-8")
+    done = await run_cli(str(prompts), "-o", str(out), "--simulate", "--resume")
+    stderr = done.stderr.decode()
+    assert done.returncode == 1
+    assert "Item 0 of the input differs" in stderr
+    assert "run again with --resume" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
