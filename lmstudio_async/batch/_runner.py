@@ -1,13 +1,14 @@
 """``run_batch``: many inputs over one or more model handles, outcomes as they complete.
 
-Scheduling, in one paragraph: each handle gets a *lane* of ``concurrency`` worker tasks. One
-reader task pulls the input lazily, one item ahead (so a generator of a million prompts is never
-materialised, and a slow async input blocks only the reader). A worker takes a retry first,
-else the item the reader has ready, runs it on its lane's handle and reports the outcome. An
-attempt whose connection dropped goes back to the retry list marked with the lane it failed on;
-a worker of any *other* lane takes it (the failed lane only when every lane has failed it), and
-the failed lane pauses briefly before taking more work, so a dead host does not eat the whole
-batch's retries. Retries never wait for the input.
+Scheduling, in one paragraph: each handle gets a *lane* of ``concurrency`` worker tasks. The
+input is read lazily (a generator of a million prompts is never materialised): a plain
+iterable by the worker that needs an item, an async one by a reader task one item ahead, so a
+slow async input blocks only the reader. A worker takes a retry first, else the next item,
+runs it on its lane's handle and reports the outcome. An attempt whose connection dropped goes
+back to the retry list marked with the lane it failed on; a worker of any *other* lane takes
+it (the failed lane only when every lane has failed it), and the failed lane pauses briefly
+before taking more work, so a dead host does not eat the whole batch's retries. Retries never
+wait for the input.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ class BatchRun:
         try:
             async with self._send, anyio.create_task_group() as workers:
                 self._workers = workers.cancel_scope
-                workers.start_soon(self._read)
+                if self._async_inputs is not None:
+                    workers.start_soon(self._read)
                 for lane in self._lanes:
                     for _ in range(lane.concurrency):
                         workers.start_soon(self._work, lane)
@@ -210,7 +212,7 @@ class BatchRun:
 
     async def _next_item(self, lane: _Lane) -> _Item | None:
         while True:
-            # Retries first, and never behind the input: the reader alone waits for that.
+            # Retries first, and never behind the input: only the reader waits for that.
             for position, item in enumerate(self._retry):
                 if lane.position not in item.avoid or len(item.avoid) >= len(self._lanes):
                     del self._retry[position]
@@ -221,46 +223,76 @@ class BatchRun:
                 self.progress.in_flight += 1
                 self._wake()  # the reader may fetch the next one
                 return item
+            if self._sync_inputs is not None and not self._exhausted:
+                # A plain iterable never blocks the loop in next(): the worker reads it
+                # itself, without a hand-over through the reader.
+                pulled = await self._pull_sync()
+                if pulled is not None:
+                    self.progress.in_flight += 1
+                    return pulled
+                continue
             if self._all_done():
                 return None
             await self._changed.wait()
 
+    async def _pull_sync(self) -> _Item | None:
+        assert self._sync_inputs is not None
+        while not self._exhausted:
+            try:
+                value = next(self._sync_inputs)
+            except StopIteration:
+                self._stop_reading(None)
+                return None
+            except Exception as exc:
+                # The input itself broke: finish what is running, then raise it.
+                self._stop_reading(exc)
+                return None
+            item = await self._admit(value)
+            if item is not None:
+                return item
+        return None
+
     async def _read(self) -> None:
-        """Keep one input item ready for the workers; stop at the end of the input."""
+        """For an async iterable: keep one item ready for the workers (so that only this
+        task waits on a slow input); stop at its end."""
+        assert self._async_inputs is not None
         try:
-            while True:
+            while not self._exhausted:
                 while self._ready:
                     await self._changed.wait()
                 try:
-                    if self._async_inputs is not None:
-                        value = await self._async_inputs.__anext__()
-                    else:
-                        assert self._sync_inputs is not None
-                        value = next(self._sync_inputs)
-                except (StopIteration, StopAsyncIteration):
+                    value = await self._async_inputs.__anext__()
+                except StopAsyncIteration:
                     self._stop_reading(None)
                     return
                 except Exception as exc:
                     # The input itself broke: finish what is running, then raise it.
                     self._stop_reading(exc)
                     return
-                index = self._next_index
-                self._next_index += 1
-                if self.output is not None and index in self.output.written:
-                    if not self._same_input(index, value):
-                        return
-                    if not (self._retry_failed and index in self.output.failed):
-                        # Done by an earlier run (with retry_failed, a failure runs again).
-                        self.progress.skipped += 1
-                        if index % 1024 == 0:
-                            # A long resumed prefix: let the workers and the caller run.
-                            await anyio.lowlevel.checkpoint()
-                        continue
-                self._ready.append(_Item(index, value))
-                self._wake()
+                item = await self._admit(value)
+                if item is not None:
+                    self._ready.append(item)
+                    self._wake()
         finally:
             if not self._exhausted:
                 self._stop_reading(None)
+
+    async def _admit(self, value: Any) -> _Item | None:
+        """The next input ``value`` as an item to run, or ``None`` when an earlier run's
+        output already holds it (skipped) or holds a different input (reading stops)."""
+        index = self._next_index
+        self._next_index += 1
+        if self.output is not None and index in self.output.written:
+            if not self._same_input(index, value):
+                return None
+            if not (self._retry_failed and index in self.output.failed):
+                # Done by an earlier run (with retry_failed, a failure runs again).
+                self.progress.skipped += 1
+                if index % 1024 == 0:
+                    # A long resumed prefix: let the workers and the caller run.
+                    await anyio.lowlevel.checkpoint()
+                return None
+        return _Item(index, value)
 
     def _stop_reading(self, error: BaseException | None) -> None:
         self._exhausted = True
