@@ -505,8 +505,9 @@ async def run_batch(
     retry is listed in ``outcome.retried``, and an item out of retries fails with the
     :class:`LMStudioConnectionError`.
 
-    ``output``: a path (or a :class:`JsonlOutput`) to write one JSON line per finished item
-    (:meth:`BatchOutcome.to_record`), flushed as it lands; the file is locked for the run, so
+    ``output``: a path (or a :class:`JsonlOutput`; one passed unopened is opened and closed
+    by ``run_batch``, one already open stays the caller's) to write one JSON line per finished
+    item (:meth:`BatchOutcome.to_record`), flushed as it lands; the file is locked for the run, so
     a second run on it raises :class:`LMStudioUsageError` (see :class:`JsonlOutput`). With
     ``resume=True`` (also honoured for a :class:`JsonlOutput` that was not opened yet) items
     already in the file are skipped, and a torn last line from a killed run is dropped first;
