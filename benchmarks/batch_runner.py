@@ -5,10 +5,12 @@
 
 1. **Overhead**: ``run_batch`` against a hand-written ``CapacityLimiter`` + task group loop, the
    same client, on 10,000 prompts x 50 fragments from a firehose simulator (its own process).
-   Goal: the runner within 5 % of the loop's items/s. Both items per second of wall time and
-   per second of the client process's CPU time are reported; the target is judged on the
-   latter, because on a shared machine the wall clock measures the neighbours as much as the
-   client (the firehose server runs in another process and is never the bottleneck).
+   Goal: the runner within 5 % of the loop's items/s. The goal is judged on throughput (items
+   per second of wall time): the two clients run in alternating order within each repetition
+   of one process, and the verdict uses the median over repetitions of each pair's ratio, so
+   a neighbour's load that drifts over the run hits both sides of a pair alike. Items per
+   second of the client process's CPU time are reported and judged too, as the measure that
+   neighbours disturb least (the firehose server runs in another process).
 2. **Hosts**: the same paced batch on four simulator hosts against one (each its own process;
    every reply is 20 fragments at 100 tokens/s, and each host runs 4 predictions at a time, as
    a model loaded with ``max_parallel_predictions=4`` would). Goal: four hosts >= 3.5x one.
@@ -154,17 +156,25 @@ async def timed(
 
 
 def overhead(sizes: Sizes) -> dict[str, float]:
+    """Medians of each client's items/s (wall, CPU), and of the per-repetition ratios
+    runner/loop (``"wall ratio"``, ``"cpu ratio"``)."""
     results: dict[str, list[tuple[float, float]]] = {"loop": [], "runner": []}
     with simulators("firehose", 1) as (address,):
         for rep in range(sizes.reps):
             pair = [("loop", hand_written), ("runner", with_runner)]
             for name, body in pair if rep % 2 == 0 else reversed(pair):
                 results[name].append(anyio.run(timed, address, body, sizes))
-    return {
+    rates = {
         f"{name} {unit}": statistics.median(run[column] for run in runs)
         for name, runs in results.items()
         for column, unit in enumerate(("wall", "cpu"))
     }
+    for column, unit in enumerate(("wall", "cpu")):
+        rates[f"{unit} ratio"] = statistics.median(
+            runner[column] / loop[column]
+            for runner, loop in zip(results["runner"], results["loop"], strict=True)
+        )
+    return rates
 
 
 # -- 2. hosts -----------------------------------------------------------------------------------
@@ -247,8 +257,8 @@ def report(
     resume: dict[str, Any],
 ) -> str:
     one, four = host_rates
-    wall_ratio = rates["runner wall"] / rates["loop wall"]
-    cpu_ratio = rates["runner cpu"] / rates["loop cpu"]
+    wall_ratio = rates["wall ratio"]
+    cpu_ratio = rates["cpu ratio"]
     scaling = four / one
     resume_ok = resume["complete"] and resume["lines"] == resume["count"]
     b1 = (
@@ -278,9 +288,11 @@ def report(
         "",
         "| target | measured | met |",
         "|---|---|---|",
-        f"| B1: runner >= 0.95x the loop's throughput per client CPU second | {cpu_ratio:.3f}x "
+        f"| B1: runner >= 0.95x the loop's throughput (items/s of wall time; median of the "
+        f"per-repetition ratios) | {wall_ratio:.3f}x "
+        f"| {'yes' if wall_ratio >= 0.95 else '**no**'} |",
+        f"| B1 per client CPU second (median of the per-repetition ratios) | {cpu_ratio:.3f}x "
         f"| {'yes' if cpu_ratio >= 0.95 else '**no**'} |",
-        f"| B1 (wall clock, see below) | {wall_ratio:.3f}x | n/a |",
         f"| B2: four hosts >= 3.5x one | {scaling:.2f}x | "
         f"{'yes' if scaling >= 3.5 else '**no**'} |",
         f"| B3: exactly {resume['count']:,} distinct results, none twice | "

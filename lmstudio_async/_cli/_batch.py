@@ -13,16 +13,20 @@ import anyio
 import msgspec
 
 from .._client import LMStudioClient
-from .._errors import LMStudioUsageError
+from .._errors import LMStudioConnectionError, LMStudioUsageError
 from .._namespaces import LLM, EmbeddingModel
 from ..batch import BatchProgress, BatchRequest, run_batch
+from ._connect import add_connection_arguments, timeouts_from
 from ._interrupts import Interrupts
+from ._messages import CommandError, describe_error
+from ._numbers import positive_int
 
 __all__ = ["add_batch_command", "read_inputs"]
 
 _JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
 _TTY_REDRAW_SECONDS = 0.1
 _BAR_WIDTH = 30
+_MIN_PROGRESS_INTERVAL = 0.1
 
 
 def add_batch_command(commands: Any) -> None:
@@ -30,12 +34,15 @@ def add_batch_command(commands: Any) -> None:
         "batch",
         help="run a file of prompts, resumably, over one or more LM Studio hosts",
         description="Run every prompt of INPUT and write one JSON line per finished item to "
-        "OUT (in completion order; 'index' is the item's position in INPUT). INPUT is a text "
-        "file with one prompt per line, or a .jsonl file whose lines are objects with "
-        '"prompt" (a string) or "messages" (a chat), and optionally "config" (prediction '
-        "options). A killed or interrupted run continues with --resume: items already in OUT "
-        "are skipped. Progress goes to stderr. Exit status: 0 when every item succeeded, 1 "
-        "when some failed (their lines carry 'error'), 130 when interrupted.",
+        "OUT (in completion order; 'index' counts from 0 over INPUT's lines that are not "
+        "blank, which are skipped). INPUT is a text file with one prompt per line, "
+        'or a .jsonl file whose lines are objects with "prompt" (a string) or "messages" (a '
+        'chat), and optionally "config" (prediction options). A killed or interrupted run '
+        "continues with --resume: items already in OUT are skipped (with --retry-failed, items "
+        "whose last line is an error run again). Only one run at a time may write OUT. "
+        "Progress goes to stderr. Exit status: 0 when every item's last line in OUT is a "
+        "result, 1 when some are errors (or the run failed), 2 for wrong usage, 130 when "
+        "interrupted.",
     )
     parser.add_argument("input", metavar="INPUT", type=Path, help="prompts file (text or .jsonl)")
     parser.add_argument(
@@ -45,8 +52,14 @@ def add_batch_command(commands: Any) -> None:
         "--resume", action="store_true", help="continue OUT: skip the items it already holds"
     )
     parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: run again the items whose last line in OUT is an error (the new "
+        "line supersedes it)",
+    )
+    parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="predictions in flight per host (default: the model's parallel predictions "
         "setting where LM Studio reports it, else 4)",
@@ -60,41 +73,47 @@ def add_batch_command(commands: Any) -> None:
         default="respond",
         help="respond to each prompt as a chat (default), complete it as raw text, or embed it",
     )
-    parser.add_argument("--max-tokens", type=_positive_int, metavar="N", help="per prediction")
+    parser.add_argument("--max-tokens", type=positive_int, metavar="N", help="per prediction")
     parser.add_argument(
         "--max-retries",
-        type=int,
+        type=_non_negative_int,
         default=2,
         metavar="N",
         help="times an item whose host dropped is retried on another host (default 2)",
     )
     parser.add_argument(
         "--progress-interval",
-        type=float,
+        type=_progress_interval,
         default=10.0,
         metavar="SECONDS",
-        help="seconds between progress lines when stderr is not a terminal (default 10)",
+        help="seconds between progress lines when stderr is not a terminal (default 10, "
+        f"at least {_MIN_PROGRESS_INTERVAL:g})",
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--host",
-        action="append",
-        metavar="HOST:PORT",
-        help="an LM Studio to use; repeat it to spread the batch over several hosts "
-        "(default: $LMSTUDIO_BASE_URL, else the local LM Studio)",
-    )
-    where.add_argument(
-        "--simulate",
-        action="store_true",
-        help="run against the bundled LM Studio simulator in-process (no LM Studio needed)",
-    )
+    add_connection_arguments(parser, many_hosts=True)
     parser.set_defaults(run=run_batch_command)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
+    return value
+
+
+def _progress_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    # Below a tenth of a second a log would get a line per item, which is what the final
+    # summary is for; NaN and infinity fail this test too.
+    if not _MIN_PROGRESS_INTERVAL <= value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected seconds of at least {_MIN_PROGRESS_INTERVAL:g}, got {text!r}"
+        )
     return value
 
 
@@ -142,13 +161,19 @@ def _jsonl_item(path: Path, number: int, line: str, task: str) -> Any:
 
 
 async def run_batch_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
+    if args.retry_failed and not args.resume:
+        raise CommandError(
+            "--retry-failed goes with --resume (it reruns failures in OUT).", usage=True
+        )
     items = read_inputs(args.input, args.task)
     config = {"max_tokens": args.max_tokens} if args.max_tokens is not None else None
     stream = sys.stderr
     progress: BatchProgress | None = None
+    failed_in_output: set[int] = set()
+    summarise = True
     try:
         async with (
-            _models(args) as models,
+            _models(args, stream) as models,
             run_batch(
                 models,
                 items,
@@ -158,23 +183,51 @@ async def run_batch_command(args: argparse.Namespace, interrupts: Interrupts) ->
                 config=config if args.task != "embed" else None,
                 output=args.output,
                 resume=args.resume,
+                retry_failed=args.retry_failed,
             ) as run,
         ):
             progress = run.progress
+            failure: Exception | None = None
             async with anyio.create_task_group() as display:
                 display.start_soon(_show_progress, progress, stream, args.progress_interval)
-                await run.wait()
+                try:
+                    await run.wait()
+                except (OSError, LMStudioUsageError) as exc:
+                    # Kept out of the task group, which would wrap it in an exception group.
+                    failure = exc
                 display.cancel_scope.cancel()
+            if isinstance(failure, OSError):
+                summarise = False
+                raise CommandError(
+                    f"cannot write {args.output}: {failure.strerror or failure}. "
+                    f"{progress.done} results were written before it; make room (or fix the "
+                    "file), then run again with --resume to finish."
+                )
+            if failure is not None:
+                raise failure
+            assert run.output is not None
+            failed_in_output = set(run.output.failed)
+    except LMStudioUsageError:
+        # The run was refused (e.g. the input differs from OUT's): the error says what to do.
+        summarise = False
+        raise
     finally:
-        if progress is not None:
+        if progress is not None and summarise:
             _finish_line(progress, stream)
-            print(_summary(progress, args, interrupted=interrupts.interrupted), file=stream)
-    return 1 if progress is not None and progress.failed else 0
+            summary = _summary(
+                progress, args, failed_in_output, hosts=len(args.host or [None]),
+                interrupted=interrupts.interrupted,
+            )  # fmt: skip
+            print(summary, file=stream)
+    return 1 if failed_in_output else 0
 
 
 @contextlib.asynccontextmanager
-async def _models(args: argparse.Namespace) -> AsyncIterator[list[Any]]:
-    """One handle per host (``--host``, repeated), or one on an in-process simulator."""
+async def _models(args: argparse.Namespace, stream: TextIO) -> AsyncIterator[list[Any]]:
+    """One handle per host that answers (``--host``, repeated), or one on an in-process
+    simulator. A host that does not answer is reported on ``stream`` and left out; when none
+    answers, the error names them (a single host's error is raised as it is)."""
+    timeouts = timeouts_from(args)
     async with contextlib.AsyncExitStack() as stack:
         if args.simulate:
             from ..testing import Simulator  # only needed for --simulate
@@ -184,10 +237,37 @@ async def _models(args: argparse.Namespace) -> AsyncIterator[list[Any]]:
         else:
             hosts = list(args.host) if args.host else [None]
         models: list[LLM | EmbeddingModel] = []
+        silent: list[str] = []
+        reports: list[str] = []
         for host in hosts:
-            client = await stack.enter_async_context(LMStudioClient(host))
-            namespace = client.embedding if args.task == "embed" else client.llm
-            models.append(await namespace.model(args.model))
+            host_stack = contextlib.AsyncExitStack()
+            try:
+                client = await host_stack.enter_async_context(
+                    LMStudioClient(host, api_token=args.api_token, timeouts=timeouts)
+                )
+                namespace = client.embedding if args.task == "embed" else client.llm
+                models.append(await namespace.model(args.model))
+            except LMStudioConnectionError as exc:
+                await host_stack.aclose()
+                if len(hosts) == 1:
+                    raise
+                assert host is not None
+                silent.append(host)
+                # The shared wording, about this one host rather than the whole --host list.
+                one = argparse.Namespace(**{**vars(args), "host": host})
+                reports.append(describe_error(exc, one))
+                continue
+            except BaseException:
+                await host_stack.aclose()
+                raise
+            stack.push_async_exit(host_stack)
+        if not models:
+            raise CommandError(
+                f"no LM Studio answered on {', '.join(silent)}; nothing was run. Check the "
+                "--host addresses and that LM Studio's server is on there."
+            )
+        for report in reports:
+            print(f"{report} Going on with the other host(s).", file=stream)
         yield models
 
 
@@ -226,17 +306,30 @@ def _finish_line(progress: BatchProgress, stream: TextIO) -> None:
         stream.flush()
 
 
-def _summary(progress: BatchProgress, args: argparse.Namespace, *, interrupted: bool) -> str:
+def _summary(
+    progress: BatchProgress,
+    args: argparse.Namespace,
+    failed_in_output: set[int],
+    *,
+    hosts: int,
+    interrupted: bool,
+) -> str:
     done = f"batch: {progress.done} done"
     details = [f"{progress.failed} failed"] if progress.failed else []
     if progress.skipped:
         details.append(f"{progress.skipped} already in {args.output}")
     if progress.retries:
-        details.append(f"{progress.retries} retried on another host")
+        again = "on another host" if hosts > 1 else "after a dropped connection"
+        details.append(f"{progress.retries} retried {again}")
     if details:
         done += f" ({', '.join(details)})"
     done += f" in {progress.elapsed:.1f} s, results in {args.output}"
     unfinished = progress.total is not None and progress.skipped + progress.done < progress.total
     if interrupted or unfinished:
-        done += ". Stopped early: run again with --resume to finish."
+        return done + ". Stopped early: run again with --resume to finish."
+    if failed_in_output:
+        done += (
+            f". {len(failed_in_output)} item(s) in {args.output} ended with an error; "
+            "--resume --retry-failed runs them again"
+        )
     return done

@@ -17,19 +17,22 @@ from ._messages import CommandError
 from ._numbers import positive_float
 from ._verbose import add_verbose_argument
 
-__all__ = ["add_connection_arguments", "connected_client"]
+__all__ = ["add_connection_arguments", "connected_client", "timeouts_from"]
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+def add_connection_arguments(parser: argparse.ArgumentParser, *, many_hosts: bool = False) -> None:
     """``--host``/``--simulate``, ``--api-token``, ``--timeout`` and ``-v``, for every command
-    that talks to LM Studio."""
+    that talks to LM Studio. With ``many_hosts``, ``--host`` may be repeated (a list, or
+    ``None`` when not given)."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--host",
         type=_host,
         metavar="HOST:PORT",
+        action="append" if many_hosts else "store",
         help=f"LM Studio to use, e.g. localhost:1234 (default: ${BASE_URL_ENV_VAR}, "
-        "else probe the local LM Studio ports)",
+        "else probe the local LM Studio ports)"
+        + ("; repeat it to spread the work over several hosts" if many_hosts else ""),
     )
     where.add_argument(
         "--simulate",
@@ -94,15 +97,20 @@ def _api_token(text: str) -> str:
     return text
 
 
+def timeouts_from(args: argparse.Namespace) -> Timeouts | None:
+    """The client's deadlines from ``--timeout`` (``None``: the SDK's defaults)."""
+    if args.timeout is None:
+        return None
+    return Timeouts(connect=args.timeout, auth=args.timeout, rpc=args.timeout)
+
+
 @contextlib.asynccontextmanager
 async def connected_client(
     args: argparse.Namespace, *, simulator: Mapping[str, Any] | None = None
 ) -> AsyncIterator[LMStudioClient]:
     """An open client for the chosen LM Studio; with ``--simulate``, a simulator serves it
     (``simulator``: keyword arguments for it)."""
-    timeouts = None
-    if args.timeout is not None:
-        timeouts = Timeouts(connect=args.timeout, auth=args.timeout, rpc=args.timeout)
+    timeouts = timeouts_from(args)
     if args.simulate:
         # Imported here: the simulator is only needed for --simulate.
         from ..testing import Simulator

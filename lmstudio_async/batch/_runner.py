@@ -1,11 +1,14 @@
 """``run_batch``: many inputs over one or more model handles, outcomes as they complete.
 
-Scheduling, in one paragraph: each handle gets a *lane* of ``concurrency`` worker tasks. Workers
-pull the next input lazily (so a generator of a million prompts is never materialised), run it
-on their lane's handle and report the outcome. An attempt whose connection dropped goes back to
-a retry list marked with the lane it failed on; a worker of any *other* lane takes it first
-(the failed lane only when every lane has failed it), and the failed lane pauses briefly before
-taking more work, so a dead host does not eat the whole batch's retries.
+Scheduling, in one paragraph: each handle gets a *lane* of ``concurrency`` worker tasks. The
+input is read lazily (a generator of a million prompts is never materialised): a plain
+iterable by the worker that needs an item, an async one by a reader task one item ahead, so a
+slow async input blocks only the reader. A worker takes a retry first, else the next item,
+runs it on its lane's handle and reports the outcome. An attempt whose connection dropped goes
+back to the retry list marked with the lane it failed on; a worker of any *other* lane takes
+it (the failed lane only when every lane has failed it), and the failed lane pauses briefly
+before taking more work, so a dead host does not eat the whole batch's retries. Retries never
+wait for the input.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -25,6 +29,7 @@ from collections.abc import (
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -36,7 +41,7 @@ from .._errors import (
 )
 from .._namespaces import LLM, EmbeddingModel
 from ._items import BatchOutcome, BatchProgress, BatchRequest, BatchTask, to_jsonable
-from ._jsonl import JsonlOutput
+from ._jsonl import JsonlOutput, encodable
 
 __all__ = ["DEFAULT_CONCURRENCY", "BatchRun", "run_batch"]
 
@@ -98,6 +103,7 @@ class BatchRun:
         timeout: float | None,
         max_retries: int,
         output: JsonlOutput | None,
+        retry_failed: bool = False,
     ) -> None:
         self._lanes = lanes
         self._task = task
@@ -117,11 +123,13 @@ class BatchRun:
             self._async_inputs = aiter(inputs)
         else:
             self._sync_inputs = iter(inputs)
-        self._input_lock = anyio.Lock()
+        self._retry_failed = retry_failed
         self._next_index = 0
         self._exhausted = False
         self._input_error: BaseException | None = None
+        self._ready: deque[_Item] = deque()
         self._retry: list[_Item] = []
+        self._workers: anyio.CancelScope | None = None
         self._changed = anyio.Event()
         send, receive = anyio.create_memory_object_stream[BatchOutcome](
             max(sum(lane.concurrency for lane in lanes), 1)
@@ -146,13 +154,16 @@ class BatchRun:
             ) from None
         except anyio.EndOfStream:
             if self._input_error is not None:
+                # Raised as it was (an OSError writing the output stays an OSError), never
+                # inside an exception group.
                 error, self._input_error = self._input_error, None
                 raise error from None
             raise StopAsyncIteration from None
 
     async def wait(self) -> BatchProgress:
         """Run the batch to the end, discarding outcomes (use with ``output=``); the final
-        :attr:`progress`. Raises what iterating would raise (an input that failed to read)."""
+        :attr:`progress`. Raises what iterating would raise (an input that failed to read, an
+        ``OSError`` writing the output)."""
         async for _ in self:
             pass
         return self.progress
@@ -162,10 +173,16 @@ class BatchRun:
     async def _drive(self) -> None:
         try:
             async with self._send, anyio.create_task_group() as workers:
+                self._workers = workers.cancel_scope
+                if self._async_inputs is not None:
+                    workers.start_soon(self._read)
                 for lane in self._lanes:
                     for _ in range(lane.concurrency):
                         workers.start_soon(self._work, lane)
         finally:
+            # Every worker is gone (finished or cancelled): nothing is in flight any more, and
+            # items cancelled by a break or an outer deadline must not show as running.
+            self.progress.in_flight = 0
             self.progress.finished = time.monotonic()
 
     async def _work(self, lane: _Lane) -> None:
@@ -185,7 +202,9 @@ class BatchRun:
                 await self._changed.wait()
 
     def _all_done(self) -> bool:
-        return self._exhausted and not self._retry and self.progress.in_flight == 0
+        return (
+            self._exhausted and not self._retry and not self._ready and self.progress.in_flight == 0
+        )
 
     def _wake(self) -> None:
         self._changed.set()
@@ -193,54 +212,99 @@ class BatchRun:
 
     async def _next_item(self, lane: _Lane) -> _Item | None:
         while True:
+            # Retries first, and never behind the input: only the reader waits for that.
             for position, item in enumerate(self._retry):
                 if lane.position not in item.avoid or len(item.avoid) >= len(self._lanes):
                     del self._retry[position]
                     self.progress.in_flight += 1
                     return item
-            if not self._exhausted:
-                pulled = await self._pull()
+            if self._ready:
+                item = self._ready.popleft()
+                self.progress.in_flight += 1
+                self._wake()  # the reader may fetch the next one
+                return item
+            if self._sync_inputs is not None and not self._exhausted:
+                # A plain iterable never blocks the loop in next(): the worker reads it
+                # itself, without a hand-over through the reader.
+                pulled = await self._pull_sync()
                 if pulled is not None:
+                    self.progress.in_flight += 1
                     return pulled
                 continue
             if self._all_done():
                 return None
             await self._changed.wait()
 
-    async def _pull(self) -> _Item | None:
-        async with self._input_lock:
+    async def _pull_sync(self) -> _Item | None:
+        assert self._sync_inputs is not None
+        while not self._exhausted:
+            try:
+                value = next(self._sync_inputs)
+            except StopIteration:
+                self._stop_reading(None)
+                return None
+            except Exception as exc:
+                # The input itself broke: finish what is running, then raise it.
+                self._stop_reading(exc)
+                return None
+            item = await self._admit(value)
+            if item is not None:
+                return item
+        return None
+
+    async def _read(self) -> None:
+        """For an async iterable: keep one item ready for the workers (so that only this
+        task waits on a slow input); stop at its end."""
+        assert self._async_inputs is not None
+        try:
             while not self._exhausted:
+                while self._ready:
+                    await self._changed.wait()
                 try:
-                    if self._async_inputs is not None:
-                        value = await self._async_inputs.__anext__()
-                    else:
-                        assert self._sync_inputs is not None
-                        value = next(self._sync_inputs)
-                except (StopIteration, StopAsyncIteration):
+                    value = await self._async_inputs.__anext__()
+                except StopAsyncIteration:
                     self._stop_reading(None)
-                    return None
+                    return
                 except Exception as exc:
                     # The input itself broke: finish what is running, then raise it.
                     self._stop_reading(exc)
-                    return None
-                index = self._next_index
-                self._next_index += 1
-                if self.output is not None and index in self.output.written:
-                    self._skip(index, value)
-                    continue
-                self.progress.in_flight += 1
-                return _Item(index, value)
-        return None
+                    return
+                item = await self._admit(value)
+                if item is not None:
+                    self._ready.append(item)
+                    self._wake()
+        finally:
+            if not self._exhausted:
+                self._stop_reading(None)
+
+    async def _admit(self, value: Any) -> _Item | None:
+        """The next input ``value`` as an item to run, or ``None`` when an earlier run's
+        output already holds it (skipped) or holds a different input (reading stops)."""
+        index = self._next_index
+        self._next_index += 1
+        if self.output is not None and index in self.output.written:
+            if not self._same_input(index, value):
+                return None
+            if not (self._retry_failed and index in self.output.failed):
+                # Done by an earlier run (with retry_failed, a failure runs again).
+                self.progress.skipped += 1
+                if index % 1024 == 0:
+                    # A long resumed prefix: let the workers and the caller run.
+                    await anyio.lowlevel.checkpoint()
+                return None
+        return _Item(index, value)
 
     def _stop_reading(self, error: BaseException | None) -> None:
         self._exhausted = True
         self._input_error = error
         self._wake()
 
-    def _skip(self, index: int, value: Any) -> None:
+    def _same_input(self, index: int, value: Any) -> bool:
+        """True if item ``index`` is the one the output file recorded; else stop reading with
+        a usage error and return False."""
         assert self.output is not None
         recorded = self.output.written[index]
-        if recorded is not None and recorded != to_jsonable(value):
+        if recorded is not None and recorded != encodable(to_jsonable(value))[0]:
             self._stop_reading(
                 LMStudioUsageError(
                     f"Item {index} of the input differs from the one recorded in "
@@ -248,8 +312,8 @@ class BatchRun:
                     "order. Resume with the original input, or write to a new file."
                 )
             )
-        else:
-            self.progress.skipped += 1
+            return False
+        return True
 
     async def _attempt(self, lane: _Lane, item: _Item) -> BatchOutcome | None:
         item.attempts += 1
@@ -287,9 +351,19 @@ class BatchRun:
 
     async def _finish(self, outcome: BatchOutcome) -> None:
         if self.output is not None:
-            # A blocking write of one short line: cheaper than a thread hop per item, and
-            # written before the outcome is handed over, so a finished item is never lost.
-            self.output.write(outcome.to_record())
+            try:
+                # A blocking write of one short line: cheaper than a thread hop per item, and
+                # written before the outcome is handed over, so a finished item is never lost.
+                self.output.write(outcome.to_record())
+            except OSError as exc:
+                # The file cannot take results (disk full, I/O error): no later item could be
+                # kept either, so stop the run and raise this error, as it is, at the end.
+                self._input_error = exc
+                self._exhausted = True
+                assert self._workers is not None
+                self._workers.cancel()
+                await anyio.lowlevel.checkpoint()
+                return
         progress = self.progress
         progress.in_flight -= 1
         progress.done += 1
@@ -404,6 +478,7 @@ async def run_batch(
     timeout: float | None = None,  # noqa: ASYNC109 (per attempt, as in respond())
     output: str | os.PathLike[str] | JsonlOutput | None = None,
     resume: bool = False,
+    retry_failed: bool = False,
 ) -> AsyncIterator[BatchRun]:
     """Run every item of ``inputs`` on ``models`` with bounded concurrency; yield a
     :class:`BatchRun` that gives each item's :class:`BatchOutcome` as it completes::
@@ -430,10 +505,17 @@ async def run_batch(
     retry is listed in ``outcome.retried``, and an item out of retries fails with the
     :class:`LMStudioConnectionError`.
 
-    ``output``: a path (or a :class:`JsonlOutput`) to write one JSON line per finished item
-    (:meth:`BatchOutcome.to_record`), flushed as it lands. With ``resume=True`` items already in
-    the file are skipped, and a torn last line from a killed run is dropped first; without it a
-    file that already holds results raises :class:`LMStudioUsageError`.
+    ``output``: a path (or a :class:`JsonlOutput`; one passed unopened is opened and closed
+    by ``run_batch``, one already open stays the caller's) to write one JSON line per finished
+    item (:meth:`BatchOutcome.to_record`), flushed as it lands; the file is locked for the run, so
+    a second run on it raises :class:`LMStudioUsageError` (see :class:`JsonlOutput`). With
+    ``resume=True`` (also honoured for a :class:`JsonlOutput` that was not opened yet) items
+    already in the file are skipped, and a torn last line from a killed run is dropped first;
+    without it a file that already holds results raises :class:`LMStudioUsageError`. With
+    ``retry_failed=True`` as well, items whose last line is an ``error`` run again and their
+    new line supersedes the old one (a success is never written twice). An ``OSError`` writing
+    the file (disk full) stops the run: it is raised as it is, unwrapped, by the iteration (or
+    :meth:`BatchRun.wait`); items not yet written are picked up by a resumed run.
 
     Leaving the ``async with`` block before the end (``break``, an exception, cancellation)
     cancels every running prediction in LM Studio; items not yet finished are not written, so a
@@ -452,8 +534,17 @@ async def run_batch(
             "inputs must be an iterable (or async iterable) of items, e.g. a list of prompts; "
             f"got {type(inputs).__name__}."
         )
+    if retry_failed and not resume:
+        raise LMStudioUsageError("retry_failed=True needs resume=True (and output=).")
     if isinstance(output, JsonlOutput):
         sink: JsonlOutput | None = output
+        if resume and not output.resume:
+            if output.is_open:
+                raise LMStudioUsageError(
+                    "resume=True came too late: this JsonlOutput is already open without "
+                    "resume. Pass it unopened, or create it with JsonlOutput(path, resume=True)."
+                )
+            output.resume = True
     elif output is not None:
         sink = JsonlOutput(output, resume=resume)
     else:
@@ -467,6 +558,9 @@ async def run_batch(
     else:
         for lane in lanes:
             lane.concurrency = concurrency
+    # run_batch closes (and unlocks) the file if it opened it; one opened by the caller stays
+    # theirs to close.
+    opened_here = sink is not None and not sink.is_open
     if sink is not None:
         # Resuming reads the whole file back: in a thread, so the loop's other work goes on.
         await anyio.to_thread.run_sync(sink.open)
@@ -481,6 +575,7 @@ async def run_batch(
             timeout=timeout,
             max_retries=max_retries,
             output=sink,
+            retry_failed=retry_failed,
         )
         body_error: BaseException | None = None
         async with anyio.create_task_group() as group:
@@ -497,5 +592,5 @@ async def run_batch(
         if body_error is not None:
             raise body_error
     finally:
-        if sink is not None and not isinstance(output, JsonlOutput):
+        if sink is not None and opened_here:
             sink.close()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +15,9 @@ from typing import Any
 import anyio
 import pytest
 
-from lmstudio_async._cli._batch import render
+from lmstudio_async._cli._batch import _summary, render
 from lmstudio_async.batch import BatchProgress
-from lmstudio_async.testing import ScriptedReply, Simulator
+from lmstudio_async.testing import ScriptedReply, Simulator, lmstudio_error
 
 pytestmark = pytest.mark.anyio
 
@@ -206,3 +208,125 @@ def test_the_terminal_progress_bar_shows_done_failed_in_flight_and_rate() -> Non
     assert line.startswith("[###############...............] 5/10  1 failed  4 in flight  ")
     assert line.endswith("/s")
     assert render(BatchProgress(done=7)).startswith("7 done  0 in flight  ")  # no total: no bar
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+async def test_a_full_disk_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("one\ntwo\n", encoding="utf-8")
+    done = await run_cli(str(prompts), "-o", "/dev/full", "--simulate")
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert "cannot write /dev/full: No space left on device" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--progress-interval", "-5"], "--progress-interval: expected seconds of at least 0.1"),
+        (["--progress-interval", "0"], "--progress-interval: expected seconds of at least 0.1"),
+        (["--max-retries", "-1"], "--max-retries: expected a whole number of 0 or more"),
+        (["--concurrency", "x"], "--concurrency: expected a whole number"),
+        (["--retry-failed"], "--retry-failed goes with --resume"),
+    ],
+)
+async def test_bad_flags_are_usage_errors_naming_the_flag(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("one\n", encoding="utf-8")
+    done = await run_cli(str(prompts), "-o", str(tmp_path / "out.jsonl"), "--simulate", *flags)
+    assert done.returncode == 2
+    assert message in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()
+
+
+async def test_a_directory_as_out_is_named_as_one(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("one\n", encoding="utf-8")
+    done = await run_cli(str(prompts), "-o", str(tmp_path), "--simulate")
+    assert done.returncode == 1
+    assert f"{tmp_path} is a directory" in done.stderr.decode()
+
+
+async def test_a_dead_host_is_reported_and_the_live_one_runs_the_batch(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("one\ntwo\nthree\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    # A bound loopback port that is not listening: connecting is refused, nothing answers.
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))
+        dead_host = f"127.0.0.1:{dead.getsockname()[1]}"
+        async with Simulator() as sim:
+            live = await run_cli(str(prompts), "-o", str(out), *host(sim), "--host", dead_host)
+        none = await run_cli(str(prompts), "-o", str(tmp_path / "x.jsonl"), "--host", dead_host)
+    stderr = live.stderr.decode()
+    assert live.returncode == 0, stderr
+    assert sorted(r["index"] for r in read_records(out)) == [0, 1, 2]
+    (report,) = [line for line in stderr.splitlines() if dead_host in line]
+    assert "Going on with the other host(s)" in report
+    assert f"{sim.host}:{sim.port}" not in report
+    assert none.returncode == 1
+    assert dead_host in none.stderr.decode()
+
+
+async def test_failed_items_keep_the_exit_status_until_retry_failed_runs_them(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "prompts.txt"
+    source.write_text("fine\nflaky\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    async with Simulator() as sim:
+        # The first prediction fails on the server; every later one succeeds.
+        sim.script(MODEL, ScriptedReply(error=lmstudio_error("Server overloaded")))
+        args = [str(source), "-o", str(out), *host(sim), "--concurrency", "1"]
+        first = await run_cli(*args)
+        resumed = await run_cli(*args, "--resume")
+        retried = await run_cli(*args, "--resume", "--retry-failed")
+        again = await run_cli(*args, "--resume", "--retry-failed")
+    assert first.returncode == 1
+    assert resumed.returncode == 1, "a failure still in OUT is not success"
+    assert "--resume --retry-failed runs them again" in resumed.stderr.decode()
+    assert retried.returncode == 0, retried.stderr.decode()
+    assert again.returncode == 0
+    records = read_records(out)
+    assert [r["index"] for r in records] == [0, 1, 0]
+    assert "error" in records[0]
+    assert records[2]["content"] == "You said: fine"
+    assert "1 done" in retried.stderr.decode()
+    assert "0 done" in again.stderr.decode()
+
+
+async def test_help_says_what_index_means_and_lists_the_connection_flags() -> None:
+    done = await anyio.run_process([*CLI, "batch", "--help"], env=cli_env(), check=False)
+    text = " ".join(done.stdout.decode().split())
+    assert "'index' counts from 0 over INPUT's lines that are not blank" in text
+    for flag in ("--api-token", "--timeout", "--retry-failed"):
+        assert flag in text
+
+
+def test_the_summary_says_where_retries_went_and_what_to_do_about_failures() -> None:
+    progress = BatchProgress(total=3, done=3, failed=1, retries=2)
+    args = argparse.Namespace(output=Path("out.jsonl"))
+    one_host = _summary(progress, args, {1}, hosts=1, interrupted=False)
+    assert "2 retried after a dropped connection" in one_host
+    assert "another host" not in one_host
+    assert "--resume --retry-failed runs them again" in one_host
+    assert "Stopped early" not in one_host
+    two_hosts = _summary(progress, args, set(), hosts=2, interrupted=False)
+    assert "2 retried on another host" in two_hosts
+    assert "retry-failed" not in two_hosts
+
+
+async def test_a_resume_refused_for_changed_input_does_not_say_to_resume(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"index": 0, "input": "the original"}\n', encoding="utf-8")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("something else\nsecond\n", encoding="utf-8")
+    done = await run_cli(str(prompts), "-o", str(out), "--simulate", "--resume")
+    stderr = done.stderr.decode()
+    assert done.returncode == 1
+    assert "Item 0 of the input differs" in stderr
+    assert "run again with --resume" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr

@@ -85,7 +85,7 @@ def test_an_existing_file_is_not_overwritten_without_resume(tmp_path: Path) -> N
         (b'{"index": 0}\nnot json\n{"index": 1}\n', "line 2 is not a batch result"),
         (b'{"index": 0}\n{"index": -1}\n', "line 2 is not a batch result"),
         (b'{"index": 0}\n["index", 1]\n', "line 2 is not a batch result"),
-        (b'{"index": 0}\n{"index": 0}\n', "index 0 is written twice"),
+        (b'{"index": 0}\n{"index": 0}\n', "index 0 follows a result"),
     ],
 )
 def test_a_file_this_runner_did_not_write_is_refused(

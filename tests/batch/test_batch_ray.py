@@ -78,5 +78,7 @@ def test_ray_data_spreads_the_prompts_over_both_hosts(
     for row in rows:
         assert row["content"] == f"You said: {row['prompt']}"
         assert row["error"] is None
-    assert {row["host"] for row in rows} == set(two_simulators)  # one actor per host, both used
+    # Shards are cut by row count, one per host: 24 rows over two hosts is 12 each, by design.
+    served = [row["host"] for row in rows]
+    assert sorted(served.count(host) for host in two_simulators) == [12, 12]
     assert "0 failed" in done.stderr
