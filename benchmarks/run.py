@@ -140,6 +140,10 @@ def _precompile() -> None:
 
 
 def _rotated(clients: Sequence[str], rep: int) -> list[str]:
+    """``clients`` starting at the ``rep``-th (cyclically); none for none (e.g. only openai
+    selected for an interleaved scenario, which it has no run of)."""
+    if not clients:
+        return []
     k = rep % len(clients)
     return [*clients[k:], *clients[:k]]
 
@@ -576,6 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     clients = [c for c in args.clients.split(",") if c]
+    if not clients:
+        parser.error(f"--clients names no client; choose one or more of {CLIENTS}")
     unknown = set(clients) - set(CLIENTS)
     if unknown:
         parser.error(f"unknown client(s) {sorted(unknown)}; choose from {CLIENTS}")
