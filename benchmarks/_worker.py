@@ -3,8 +3,10 @@
 Usage: ``python benchmarks/_worker.py CLIENT SCENARIO JSON``.
 
 ``JSON`` carries the ports and sizes; the result is one JSON line on stdout. Every client runs
-the same workload against the same simulator; imports happen inside the measured functions so
-the cold-start scenario can time them.
+the same workload: the websocket clients against the benchmark's firehose server
+(``_firehose_server.py``), openai against the simulator's ``/v1``, all served by one
+``_server.py`` process. Imports happen inside the measured functions so the cold-start
+scenario can time them.
 
 Clients:
 
@@ -29,6 +31,9 @@ from typing import Any
 T_PROCESS_START = time.perf_counter()
 
 LLM = "qwen2.5-7b-instruct"
+# Bytes the floor asks of its socket per read: the same as lmstudio_async's ``_READ_SIZE``
+# (a test keeps the two equal), not imported so the floor never imports lmstudio_async.
+FLOOR_READ_SIZE = 1024 * 1024
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -154,6 +159,12 @@ class _Floor:
         self._encode = msgspec.json.Encoder().encode
         self._session = aiohttp.ClientSession()
         self._ws = await self._session.ws_connect(f"ws://127.0.0.1:{self.port}/llm")
+        # The socket read size ours uses (lmstudio_async/_transport/websocket.py): the floor is
+        # to mark what aiohttp + msgspec cost per frame, and asyncio's default 256 KiB reads
+        # cost it ~3-4% more CPU with many predictions interleaved.
+        writer = self._ws._writer
+        assert writer is not None
+        writer.transport.max_size = FLOOR_READ_SIZE  # type: ignore[attr-defined]
         await self._ws.send_str(
             self._encode(
                 {"authVersion": 1, "clientIdentifier": "floor", "clientPasskey": "x"}
