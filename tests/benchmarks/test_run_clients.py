@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,37 @@ def test_an_empty_client_list_is_a_usage_error_before_anything_runs() -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--clients names no client" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_failed_run_is_listed_once_not_once_per_metric_of_its_scenario() -> None:
+    run = _load_run()
+    title = "3. many concurrent: sequential"
+    rows = [run.Row(title, metric, True) for metric in ("fragments/s", "CPU", "server CPU")]
+    for row in rows:
+        row.values["openai"] = [1.0, 2.0, 3.0]
+        row.failures["openai"] = ["openai/stream failed: APITimeoutError"] * 2
+    text = run.report(rows, ["openai"], run.QUICK, 1.0)
+    failures = [line for line in text.splitlines() if "run(s) failed; last:" in line]
+    assert failures == [
+        f"- openai AsyncOpenAI (SSE), {title}: 2 of 5 run(s) failed; last: "
+        "openai/stream failed: APITimeoutError"
+    ]
+
+
+def test_the_report_names_the_commit_it_measured() -> None:
+    # A table is only comparable with the code it ran on; the package version stays the same
+    # across commits.
+    run = _load_run()
+    text = run.report([], ["ours"], run.QUICK, 1.0)
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    if head.returncode != 0:
+        assert "- Code: unknown (not a git checkout)" in text
+        return
+    assert re.search(
+        rf"^- Code: commit {head.stdout.strip()} "
+        r"\((working tree clean|with uncommitted changes)\)$",
+        text,
+        re.MULTILINE,
+    )
