@@ -250,13 +250,25 @@ CLIENTS: dict[str, Callable[[int], Any]] = {
 # ---- scenarios -------------------------------------------------------------------------
 
 
-def _check(tag: str, n: int, got: list[str]) -> None:
-    expected = " " + tag
-    if len(got) != n or any(piece != expected for piece in got):
-        wrong = sum(piece != expected for piece in got)
-        raise SystemExit(
-            f"prediction {tag}: {len(got)} fragments (expected {n}), {wrong} not {expected!r}"
-        )
+def expected_fragments(client: str, tag: str, n: int) -> list[str]:
+    """What a prediction of ``n`` fragments prompted with ``tag`` must deliver, in order.
+
+    The websocket firehose numbers each fragment (``_firehose_server.py``: 7 digits from 0),
+    so a fragment delivered to the wrong prediction, twice, or out of order is caught; the
+    simulator's ``/v1`` that openai reads repeats the tag.
+    """
+    if client == "openai":
+        return [" " + tag] * n
+    return [f" {tag} {i:07d}" for i in range(n)]
+
+
+def _check(client: str, tag: str, n: int, got: list[str]) -> None:
+    expected = expected_fragments(client, tag, n)
+    if got != expected:
+        pairs = zip(got, expected, strict=False)  # either may be the shorter
+        wrong = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
+        where = "" if wrong is None else f"; fragment {wrong}: {got[wrong]!r}"
+        raise SystemExit(f"prediction {tag}: {len(got)} fragments (expected {n}){where}")
 
 
 async def stream(client: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +283,7 @@ async def stream(client: str, params: dict[str, Any]) -> dict[str, Any]:
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         server_cpu = cpu_seconds(server) - server0
     for i, got in enumerate(results):
-        _check(tag_of(i), n, got)
+        _check(client, tag_of(i), n, got)
     total = n * count
     return {
         "fragments_per_s": total / wall,
@@ -287,7 +299,7 @@ async def cold(client: str, params: dict[str, Any]) -> dict[str, Any]:
     """Scenario 4: import + connect + one short respond + close, from process start."""
     async with CLIENTS[client](params["port"]) as c:
         got = await c.predict("hello", 8)
-    _check("hello", 8, got)
+    _check(client, "hello", 8, got)
     return {"wall_s": time.perf_counter() - T_PROCESS_START}
 
 
