@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 
+import msgspec
 import pytest
 from aiohttp import web
 
@@ -71,3 +73,41 @@ def test_the_worker_check_fails_a_prediction_whose_fragments_came_out_of_order(
     with pytest.raises(SystemExit, match="fragment 1: ' p1 0000002'"):
         worker._check("ours", "p1", 3, got)
     worker._check("ours", "p1", 3, sorted(got))
+
+
+def test_a_sequential_write_carries_several_short_channels_one_after_another(
+    bench: tuple[ModuleType, ModuleType],
+) -> None:
+    # Documented as 256 KiB writes: three predictions of 100 fragments (~21 KB each) go out in
+    # one write, each whole before the next, not as one small write per channel.
+    firehose, _ = bench
+    model = firehose._Model()
+
+    def predict(tag: str) -> msgspec.Raw:
+        layer = {
+            "config": {
+                "fields": [
+                    {
+                        "key": "llm.prediction.maxPredictedTokens",
+                        "value": {"checked": True, "value": 100},
+                    }
+                ]
+            }
+        }
+        param = {
+            "history": {"messages": [{"role": "user", "content": tag}]},
+            "predictionConfigStack": {"layers": [layer]},
+        }
+        return msgspec.Raw(msgspec.json.encode(param))
+
+    pump = object.__new__(firehose._Pump)
+    pump._open = {}
+    streams = [firehose._stream(model, cid, predict(f"p{cid}")) for cid in (1, 2, 3)]
+    for stream in streams:
+        pump._open[stream.channel_id] = stream
+    data = pump._sequential_batch(streams)
+    assert pump._open == {}
+    contents = re.findall(rb'"content":" (p\d) (\d{7})"', data)
+    expected = [(f"p{c}".encode(), b"%07d" % i) for c in (1, 2, 3) for i in range(100)]
+    assert contents == expected
+    assert data.count(b'"type":"channelClose"') == 3
