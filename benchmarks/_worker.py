@@ -3,8 +3,10 @@
 Usage: ``python benchmarks/_worker.py CLIENT SCENARIO JSON``.
 
 ``JSON`` carries the ports and sizes; the result is one JSON line on stdout. Every client runs
-the same workload against the same simulator; imports happen inside the measured functions so
-the cold-start scenario can time them.
+the same workload: the websocket clients against the benchmark's firehose server
+(``_firehose_server.py``), openai against the simulator's ``/v1``, all served by one
+``_server.py`` process. Imports happen inside the measured functions so the cold-start
+scenario can time them.
 
 Clients:
 
@@ -29,6 +31,9 @@ from typing import Any
 T_PROCESS_START = time.perf_counter()
 
 LLM = "qwen2.5-7b-instruct"
+# Bytes the floor asks of its socket per read: the same as lmstudio_async's ``_READ_SIZE``
+# (a test keeps the two equal), not imported so the floor never imports lmstudio_async.
+FLOOR_READ_SIZE = 1024 * 1024
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -154,6 +159,12 @@ class _Floor:
         self._encode = msgspec.json.Encoder().encode
         self._session = aiohttp.ClientSession()
         self._ws = await self._session.ws_connect(f"ws://127.0.0.1:{self.port}/llm")
+        # The socket read size ours uses (lmstudio_async/_transport/websocket.py): the floor is
+        # to mark what aiohttp + msgspec cost per frame, and asyncio's default 256 KiB reads
+        # cost it ~3-4% more CPU with many predictions interleaved.
+        writer = self._ws._writer
+        assert writer is not None
+        writer.transport.max_size = FLOOR_READ_SIZE  # type: ignore[attr-defined]
         await self._ws.send_str(
             self._encode(
                 {"authVersion": 1, "clientIdentifier": "floor", "clientPasskey": "x"}
@@ -239,13 +250,25 @@ CLIENTS: dict[str, Callable[[int], Any]] = {
 # ---- scenarios -------------------------------------------------------------------------
 
 
-def _check(tag: str, n: int, got: list[str]) -> None:
-    expected = " " + tag
-    if len(got) != n or any(piece != expected for piece in got):
-        wrong = sum(piece != expected for piece in got)
-        raise SystemExit(
-            f"prediction {tag}: {len(got)} fragments (expected {n}), {wrong} not {expected!r}"
-        )
+def expected_fragments(client: str, tag: str, n: int) -> list[str]:
+    """What a prediction of ``n`` fragments prompted with ``tag`` must deliver, in order.
+
+    The websocket firehose numbers each fragment (``_firehose_server.py``: 7 digits from 0),
+    so a fragment delivered to the wrong prediction, twice, or out of order is caught; the
+    simulator's ``/v1`` that openai reads repeats the tag.
+    """
+    if client == "openai":
+        return [" " + tag] * n
+    return [f" {tag} {i:07d}" for i in range(n)]
+
+
+def _check(client: str, tag: str, n: int, got: list[str]) -> None:
+    expected = expected_fragments(client, tag, n)
+    if got != expected:
+        pairs = zip(got, expected, strict=False)  # either may be the shorter
+        wrong = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
+        where = "" if wrong is None else f"; fragment {wrong}: {got[wrong]!r}"
+        raise SystemExit(f"prediction {tag}: {len(got)} fragments (expected {n}){where}")
 
 
 async def stream(client: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -260,7 +283,7 @@ async def stream(client: str, params: dict[str, Any]) -> dict[str, Any]:
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         server_cpu = cpu_seconds(server) - server0
     for i, got in enumerate(results):
-        _check(tag_of(i), n, got)
+        _check(client, tag_of(i), n, got)
     total = n * count
     return {
         "fragments_per_s": total / wall,
@@ -276,7 +299,7 @@ async def cold(client: str, params: dict[str, Any]) -> dict[str, Any]:
     """Scenario 4: import + connect + one short respond + close, from process start."""
     async with CLIENTS[client](params["port"]) as c:
         got = await c.predict("hello", 8)
-    _check("hello", 8, got)
+    _check(client, "hello", 8, got)
     return {"wall_s": time.perf_counter() - T_PROCESS_START}
 
 

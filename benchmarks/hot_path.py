@@ -9,8 +9,9 @@ Usage (from the repository root)::
 ``PREDICTIONS`` predictions iterate with ``async for`` while the real receive loop
 (``Connection._read_loop``) reads pre-built fragment frames from an in-process transport,
 interleaved frame by frame and handed over ``FRAMES_PER_READ`` at a time (one event-loop
-turn per "socket read", like a 1 MiB read of ~150-byte frames holds ~6,600). Prints the CPU
-time per fragment.
+turn per "socket read", like a 1 MiB read of ~150-byte frames holds ~6,600). Each fragment
+carries its prediction and position; the run fails unless every prediction got exactly its
+own, in order. Prints the CPU time per fragment.
 
 On this shared machine timings move with the load; the number of instructions does not.
 Compare two versions of the code by the difference between two runs that differ only in
@@ -32,12 +33,18 @@ from lmstudio_async._protocol.auth import Credentials
 from lmstudio_async._transport import Transport, TransportClosed
 
 
-def _frame(channel_id: int) -> bytes:
+def _frame(channel_id: int, position: int) -> bytes:
+    # Numbered like the firehose server's fragments, so a fragment delivered out of order, to
+    # the wrong prediction or twice fails the run.
     return (
         b'{"type":"channelSend","channelId":%d,"message":{"type":"fragment","fragment":'
-        b'{"content":" p%d","tokensCount":1,"containsDrafted":false,"reasoningType":"none",'
-        b'"isStructural":false}}}' % (channel_id, channel_id)
+        b'{"content":" p%d %07d","tokensCount":1,"containsDrafted":false,'
+        b'"reasoningType":"none","isStructural":false}}}' % (channel_id, channel_id, position)
     )
+
+
+def _content(channel_id: int, position: int) -> str:
+    return f" p{channel_id} {position:07d}"
 
 
 class _Reads:
@@ -75,8 +82,8 @@ async def main(predictions: int, fragments: int, per_read: int) -> float:
     channels = [connection.open_channel("predict", {}) for _ in range(predictions)]
     for channel in channels:
         channel.takes_fragments = True
-    frames = [_frame(channel.id) for channel in channels] * fragments
-    counts: list[int] = []
+    frames = [_frame(channel.id, i) for i in range(fragments) for channel in channels]
+    received: dict[int, list[str]] = {}
 
     async def consume(channel: Channel) -> None:
         async def opened() -> Channel:
@@ -85,11 +92,11 @@ async def main(predictions: int, fragments: int, per_read: int) -> float:
         stream: PredictionStream[str] = PredictionStream(
             open_channel=opened, callbacks=PredictionCallbacks()
         )
-        count = 0
+        contents: list[str] = []
         with contextlib.suppress(LMStudioConnectionError):  # the end: the loop is closed
-            async for _ in stream:
-                count += 1
-        counts.append(count)
+            async for fragment in stream:
+                contents.append(fragment.content)
+        received[channel.id] = contents
 
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(consume(channel)) for channel in channels]
@@ -101,8 +108,13 @@ async def main(predictions: int, fragments: int, per_read: int) -> float:
     elapsed = time.process_time() - started
     connection.close(LMStudioConnectionError("benchmark over"))
     await asyncio.gather(*tasks)
-    if counts != [fragments] * predictions:
-        raise SystemExit(f"fragments lost: got {sorted(set(counts))}, expected {fragments} each")
+    for channel in channels:
+        got = received[channel.id]
+        if got != [_content(channel.id, i) for i in range(fragments)]:
+            raise SystemExit(
+                f"prediction on channel {channel.id}: {len(got)} fragments (expected "
+                f"{fragments}), not all in order: first {got[:3]}"
+            )
     return elapsed / (predictions * fragments)
 
 

@@ -2,13 +2,15 @@
 
 Usage (from the repository root)::
 
-    uv run python benchmarks/run.py            # full run (~30 min on 2 cores), writes RESULTS.md
+    uv run python benchmarks/run.py            # full run (~22 min on 2 cores), writes RESULTS.md
     uv run python benchmarks/run.py --quick    # tiny sizes, one repetition (smoke test)
 
-The simulator runs in its own process (``benchmarks/_server.py``); every measurement runs in a
-fresh worker process (``benchmarks/_worker.py``), clients alternating within each repetition
-(the starting client rotates) so drift in machine load spreads over all of them. Results are
-medians with the min-max range. See ``benchmarks/README.md``.
+The servers (the websocket firehose ``benchmarks/_firehose_server.py``, and the simulator for
+openai and for the stalled memory scenario) run in one process of their own
+(``benchmarks/_server.py``); every measurement runs in a fresh worker process
+(``benchmarks/_worker.py``), clients alternating within each repetition (the starting client
+rotates) so drift in machine load spreads over all of them. Results are medians with the
+min-max range. See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -140,6 +142,10 @@ def _precompile() -> None:
 
 
 def _rotated(clients: Sequence[str], rep: int) -> list[str]:
+    """``clients`` starting at the ``rep``-th (cyclically); none for none (e.g. only openai
+    selected for an interleaved scenario, which it has no run of)."""
+    if not clients:
+        return []
     k = rep % len(clients)
     return [*clients[k:], *clients[:k]]
 
@@ -477,11 +483,34 @@ def _machine() -> list[str]:
         if _installed(name)
     )
     return [
+        f"- Code: {_code_version()}",
         f"- Machine: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()})",
         f"- Packages: {versions}",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
     ]
+
+
+def _code_version() -> str:
+    """The commit measured (``git rev-parse --short HEAD``) and whether the tree had changes.
+
+    A table is only comparable with the code it was measured on; the package version stays
+    the same across commits. Uncommitted changes under benchmarks/ count too: they change
+    what is measured.
+    """
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    state = "with uncommitted changes" if dirty else "working tree clean"
+    return f"commit {commit} ({state})"
 
 
 def _installed(name: str) -> bool:
@@ -506,12 +535,15 @@ def report(rows: Sequence[Row], clients: Sequence[str], sizes: Sizes, elapsed: f
     ]
     notes = [f"- {row.scenario}: {row.note}" for row in rows if row.note]
     lines += [*notes, ""] if notes else []
-    errors = [
-        f"- {LABELS[c]}, {row.scenario}: {len(es)} of {len(es) + len(row.values.get(c, []))} "
-        f"run(s) failed; last: {es[-1]}"
-        for row in rows
-        for c, es in row.failures.items()
-    ]
+    # The rows of one measurement (rate, CPU, server share) carry the same failures: one line.
+    errors = list(
+        dict.fromkeys(
+            f"- {LABELS[c]}, {row.scenario}: {len(es)} of {len(es) + len(row.values.get(c, []))} "
+            f"run(s) failed; last: {es[-1]}"
+            for row in rows
+            for c, es in row.failures.items()
+        )
+    )
     if errors:
         lines += ["Failures:", *errors, ""]
     if "floor" in clients and "ours" in clients:
@@ -576,6 +608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     clients = [c for c in args.clients.split(",") if c]
+    if not clients:
+        parser.error(f"--clients names no client; choose one or more of {CLIENTS}")
     unknown = set(clients) - set(CLIENTS)
     if unknown:
         parser.error(f"unknown client(s) {sorted(unknown)}; choose from {CLIENTS}")

@@ -15,9 +15,11 @@ from lmstudio_async._mux import Channel, Connection
 from lmstudio_async._prediction._callbacks import PredictionCallbacks
 from lmstudio_async._prediction._stream import PredictionStream
 from lmstudio_async._protocol.auth import Credentials
+from lmstudio_async._protocol.packets import FragmentPacket
 from lmstudio_async._transport import Transport
 from lmstudio_async._transport.memory import MemoryTransport, memory_transport_pair
 from lmstudio_async.testing._catalog import Instance, default_catalog
+from lmstudio_async.types.prediction import PredictionFragment
 
 pytestmark = pytest.mark.anyio
 
@@ -128,3 +130,21 @@ async def test_a_fragment_on_a_channel_that_is_not_a_prediction_stays_raw() -> N
         packet = await channel.next()
     assert isinstance(packet, msgspec.Raw)
     assert msgspec.json.decode(packet) == _fragment("stray")
+
+
+async def test_a_prediction_channel_receives_fragments_already_decoded_in_one_pass() -> None:
+    # The one-pass decode is what the throughput claims rest on: a well-formed fragment reaches
+    # a prediction channel as a FragmentPacket, decoded together with its envelope. Should the
+    # fast path stop matching, it would arrive raw (the general path) and only be slower, so
+    # the content checks above would not notice.
+    async with _connected() as (connection, server):
+        channel = await connection.open_prediction_channel("predict", {})
+        await server.receive()
+        await _send(server, channel.id, _fragment("fast"))
+        # Not a fragment this client knows: the general path, raw, in its place.
+        await _send(server, channel.id, _fragment("slow", "someFutureKind"))
+        fast, slow = await channel.next(), await channel.next()
+    assert type(fast) is FragmentPacket
+    assert isinstance(fast.fragment, PredictionFragment)
+    assert fast.fragment.content == "fast"
+    assert isinstance(slow, msgspec.Raw)
