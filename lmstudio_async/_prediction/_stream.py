@@ -411,7 +411,15 @@ class PredictionStream(Generic[T]):
                         raw = channel.next_nowait()
                     idle = False
                 packet = decode_packet(predict_packets, raw, PREDICT_TYPES)
-                if type(raw) is not msgspec.Raw or self._carry:
+                if type(packet) is PredictSuccess and self._carry:
+                    # The stream ended on half a surrogate pair: it was lone after all. It is
+                    # handed out as a last U+FFFD fragment before the result, so the fragments
+                    # still join to the result's content.
+                    self._pending, self._carry = raw, ""
+                    packet = FragmentPacket(
+                        fragment=PredictionFragment(content="\ufffd", tokens_count=0)
+                    )
+                elif type(raw) is not msgspec.Raw or self._carry:
                     packet = self._mend(packet)
                 if self._quiet and type(packet) is FragmentPacket:
                     return _accumulate(accumulator, packet)
@@ -457,10 +465,6 @@ class PredictionStream(Generic[T]):
     def _mend(self, packet: object) -> object:
         """Fragment text as LM Studio meant it: a surrogate pair split across two fragments is
         joined; any other lone half becomes U+FFFD."""
-        if type(packet) is PredictSuccess and self._carry:
-            # The stream ended on half a pair: it was lone after all.
-            self._carry = ""
-            self._accumulator.add(PredictionFragment(content="\ufffd", tokens_count=0))
         if type(packet) is not FragmentPacket:
             return packet
         assert isinstance(packet, FragmentPacket)

@@ -88,6 +88,8 @@ async def test_a_surrogate_pair_split_across_fragments_is_joined() -> None:
 async def test_truly_lone_surrogates_become_replacement_characters() -> None:
     seen, result = await _predict([b"a\\ude00b", b"c\\ud83d", b"d", b"e\\ud83d"])
     assert result.content == "a\ufffdbc\ufffdde\ufffd"
+    # A stream that ends on half a pair hands the U+FFFD out as a last fragment too.
+    assert "".join(seen) == result.content, "iteration and result agree"
     for text in seen:
         text.encode("utf-8")  # nothing the user gets is unencodable
 
