@@ -1,6 +1,5 @@
 """lmstudio_async: an asyncio-native Python SDK for LM Studio."""
 
-import importlib as _importlib
 import typing as _typing
 
 from ._client import LMStudioClient
@@ -22,6 +21,7 @@ from ._errors import (
     LMStudioToolCallError,
     LMStudioUsageError,
 )
+from ._lazy import lazy_exports
 from ._namespaces import (
     LLM,
     EmbeddingModel,
@@ -57,25 +57,9 @@ from .types import (
 
 # Exceptions show up in tracebacks and logs by their module: name the one users import
 # them from (`lmstudio_async.LMStudioNotFoundError`), not the private module defining them.
-for _error in (
-    LMStudioAuthenticationError,
-    LMStudioCancelledError,
-    LMStudioChannelError,
-    LMStudioClientClosedError,
-    LMStudioConfigError,
-    LMStudioConnectionError,
-    LMStudioError,
-    LMStudioModelNotFoundError,
-    LMStudioNotFoundError,
-    LMStudioPresetNotFoundError,
-    LMStudioProtocolError,
-    LMStudioServerError,
-    LMStudioStructuredOutputError,
-    LMStudioTimeoutError,
-    LMStudioToolCallError,
-    LMStudioUsageError,
-):
-    _error.__module__ = __name__
+for _error in [v for v in list(globals().values()) if isinstance(v, type)]:
+    if issubclass(_error, LMStudioError):
+        _error.__module__ = __name__
 del _error
 
 if _typing.TYPE_CHECKING:
@@ -94,18 +78,7 @@ _LAZY = {
 }
 
 
-def __dir__() -> list[str]:
-    # The lazily imported names are public too: completion and dir() must list them.
-    return sorted(set(globals()) | set(__all__))
-
-
-def __getattr__(name: str) -> _typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
 
 
 __all__ = [

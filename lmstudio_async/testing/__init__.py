@@ -26,9 +26,9 @@ Run standalone with ``python -m lmstudio_async.testing --port 1234`` (``--catalo
 the models a JSON catalogue lists, see :func:`read_catalog`).
 """
 
-import importlib as _importlib
 import typing as _typing
 
+from .._lazy import lazy_exports
 from ._catalog import CatalogFile, ModelSpec, default_catalog, read_catalog
 from ._envelope import serialized_error as lmstudio_error
 from ._faults import EndpointFault, Faults
@@ -78,15 +78,4 @@ __all__ = [
 ]
 
 
-def __dir__() -> list[str]:
-    # The lazily imported names are public too: completion and dir() must list them.
-    return sorted(set(globals()) | set(__all__))
-
-
-def __getattr__(name: str) -> _typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
