@@ -161,13 +161,25 @@ async def run_simulate(args: argparse.Namespace, interrupts: Interrupts) -> int:
     return 0
 
 
+def _bind_errno(exc: OSError) -> int | None:
+    """The errno of a failed bind. Python 3.13+ skips addresses that are not available
+    (bpo-30945) and then reports only "could not bind on any address out of [...]", with no
+    errno."""
+    if exc.errno is not None:
+        return exc.errno
+    if str(exc).startswith("could not bind on any address"):
+        return errno.EADDRNOTAVAIL
+    return None
+
+
 def _cannot_listen(exc: OSError, args: argparse.Namespace) -> str:
     where = f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})."
-    if exc.errno == errno.EADDRNOTAVAIL:
+    code = _bind_errno(exc)
+    if code == errno.EADDRNOTAVAIL:
         return (
             f"{where} {args.host} is not an address of this machine: pass --host 127.0.0.1 "
             "(this machine only) or --host 0.0.0.0 (every interface)."
         )
-    if exc.errno == errno.EADDRINUSE:
+    if code == errno.EADDRINUSE:
         return f"{where} Something else uses that port: pick another --port (0 = any free one)."
     return f"{where} Check --host and --port."
