@@ -21,7 +21,7 @@ from ._errors import (
     LMStudioToolCallError,
     LMStudioUsageError,
 )
-from ._lazy import lazy_exports
+from ._lazy import lazy_exports as _lazy_exports
 from ._namespaces import (
     LLM,
     EmbeddingModel,
@@ -78,7 +78,7 @@ _LAZY = {
 }
 
 
-__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
+__getattr__, __dir__ = _lazy_exports(globals(), _LAZY)
 
 
 __all__ = [

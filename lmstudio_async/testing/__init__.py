@@ -28,7 +28,7 @@ the models a JSON catalogue lists, see :func:`read_catalog`).
 
 import typing as _typing
 
-from .._lazy import lazy_exports
+from .._lazy import lazy_exports as _lazy_exports
 from ._catalog import CatalogFile, ModelSpec, default_catalog, read_catalog
 from ._envelope import serialized_error as lmstudio_error
 from ._faults import EndpointFault, Faults
@@ -78,4 +78,4 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
+__getattr__, __dir__ = _lazy_exports(globals(), _LAZY)
