@@ -19,7 +19,7 @@ from ..batch import BatchProgress, BatchRequest, run_batch
 from ._connect import add_connection_arguments, timeouts_from
 from ._interrupts import Interrupts
 from ._messages import CommandError, describe_error
-from ._numbers import positive_int
+from ._numbers import non_negative_int, positive_int
 
 __all__ = ["add_batch_command", "read_inputs"]
 
@@ -76,7 +76,7 @@ def add_batch_command(commands: Any) -> None:
     parser.add_argument("--max-tokens", type=positive_int, metavar="N", help="per prediction")
     parser.add_argument(
         "--max-retries",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=2,
         metavar="N",
         help="times an item whose host dropped is retried on another host (default 2)",
@@ -91,16 +91,6 @@ def add_batch_command(commands: Any) -> None:
     )
     add_connection_arguments(parser, many_hosts=True)
     parser.set_defaults(run=run_batch_command)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
-    return value
 
 
 def _progress_interval(text: str) -> float:
