@@ -41,9 +41,12 @@ from ._channel import Channel
 from ._rejections import (
     BARRIER_PARAMETER,
     ENDPOINT_IN_WARNING,
+    NO_PARAMETER,
     REJECTING_KINDS,
     WARNING_BUDGET,
     EndpointRejected,
+    echoed_parameter,
+    sent_parameter,
 )
 from ._requests import encode_request
 
@@ -119,6 +122,10 @@ class Connection:
         self._barrier_wanted = False
         self._warnings_seen = 0
         self._unknown_endpoints: set[str] = set()
+        # The frames of requests not yet known to have passed validation, by id (ascending):
+        # a rejection quotes the refused parameter, and these are what it is compared with.
+        # Dropped as soon as LM Studio answers anything sent after them (a round trip).
+        self._unconfirmed: dict[int, bytes] = {}
         # Abandoned channels still waiting for LM Studio to end them: their grace timers.
         self._abandoned: dict[int, asyncio.TimerHandle] = {}
 
@@ -284,6 +291,7 @@ class Connection:
         for channel in channels.values():
             channel._finish(_copy_error(failure))
         self._stop_grace_timers(*self._abandoned)
+        self._unconfirmed.clear()
         calls, self._calls = self._calls, {}
         for call in calls.values():
             if not call.future.done():
@@ -335,9 +343,15 @@ class Connection:
         frame = encode_request(encode_channel_create, endpoint, channel_id, parameter)
         channel = Channel(self, channel_id, endpoint)
         self._channels[channel_id] = channel
+        self._unconfirmed[channel_id] = frame
         logger.debug("%s: channel %d (%s) opened", self.namespace, channel_id, endpoint)
         self.enqueue(frame)
         return channel
+
+    def _unregister(self, channel_id: int) -> Channel:
+        """Remove a registered channel (the caller checked it is registered) and its frame."""
+        self._unconfirmed.pop(channel_id, None)
+        return self._channels.pop(channel_id)
 
     def _want_barrier(self) -> None:
         # One barrier per burst: creates queued in the same loop iteration share it.
@@ -357,6 +371,12 @@ class Connection:
         """LM Studio answered ``request_id``: it validated every request sent before it."""
         if request_id > self._processed_upto:
             self._processed_upto = request_id
+            unconfirmed = self._unconfirmed
+            while unconfirmed:
+                oldest = next(iter(unconfirmed))
+                if oldest > request_id:
+                    break
+                del unconfirmed[oldest]
         if request_id == self._barrier_id:
             self._barrier_id = 0
             if any(channel_id > request_id for channel_id in self._channels):
@@ -384,7 +404,7 @@ class Connection:
     def _forget(self, channel: Channel) -> None:
         self._abandoned.pop(channel.id, None)
         if self._channels.get(channel.id) is channel:
-            del self._channels[channel.id]
+            self._unregister(channel.id)
             logger.debug(
                 "LM Studio did not end %r within %g s of its cancel; forgetting it",
                 channel,
@@ -436,6 +456,7 @@ class Connection:
         frame = encode_request(encode_rpc_call, endpoint, call_id, parameter)
         future: asyncio.Future[Payload] = self._loop.create_future()
         self._calls[call_id] = _PendingCall(endpoint, future)
+        self._unconfirmed[call_id] = frame
         try:
             self.enqueue(frame)
             rpc_timeout = self.timeouts.rpc
@@ -450,6 +471,7 @@ class Connection:
         finally:
             # Also on cancellation: a late result for this id is then simply ignored.
             self._calls.pop(call_id, None)
+            self._unconfirmed.pop(call_id, None)
             if self._warnings_seen >= WARNING_BUDGET:
                 self._close_if_retired()
 
@@ -504,8 +526,10 @@ class Connection:
                 if not call.future.done():
                     call.future.set_exception(error)
         elif type(envelope) is ChannelCloseIn:
-            channel = self._channels.pop(envelope.channel_id, None)
-            if channel is not None:
+            if envelope.channel_id in self._channels:
+                # An end proves LM Studio took the channel, and everything sent before it.
+                self._processed(envelope.channel_id)
+                channel = self._unregister(envelope.channel_id)
                 self._stop_grace_timers(envelope.channel_id)
                 channel._finish(None)
                 logger.debug(
@@ -513,9 +537,10 @@ class Connection:
                 )
         elif type(envelope) is ChannelErrorIn:
             if envelope.channel_id in self._channels:
+                self._processed(envelope.channel_id)
                 self._stop_grace_timers(envelope.channel_id)
                 error = server_error_from_payload(envelope.error, default=LMStudioChannelError)
-                self._channels.pop(envelope.channel_id)._finish(error)
+                self._unregister(envelope.channel_id)._finish(error)
                 logger.debug(
                     "%s: channel %d ended with an error", self.namespace, envelope.channel_id
                 )
@@ -553,7 +578,7 @@ class Connection:
                 f"its content was lost: {text[:120]!r}"
             )
             if kind == "channelId" and request_id in self._channels:
-                self._channels.pop(request_id)._finish(error)
+                self._unregister(request_id)._finish(error)
             elif kind == "callId" and request_id in self._calls:
                 call = self._calls.pop(request_id)
                 if not call.future.done():
@@ -577,6 +602,9 @@ class Connection:
         kind = warning.kind or ""
         match = ENDPOINT_IN_WARNING.search(warning.warning)
         endpoint = match.group(1) if match else None
+        endpoint_unknown = kind.endswith(("EndpointUnknown", "EndpointUnhandled"))
+        if endpoint is not None and endpoint_unknown:
+            self._unknown_endpoints.add(endpoint)
 
         def rejected(name: str) -> EndpointRejected:
             return EndpointRejected(
@@ -595,39 +623,60 @@ class Connection:
         )
         if kind.startswith("rpc"):
             calls = [
-                (call_id, call)
+                call_id
                 for call_id, call in self._calls.items()
                 if call_id > floor and endpoint in (None, call.endpoint) and not call.future.done()
             ]
-            if endpoint is not None and kind.endswith(("EndpointUnknown", "EndpointUnhandled")):
-                self._unknown_endpoints.add(endpoint)
-            for call_id, call in calls:
-                del self._calls[call_id]
+            if not endpoint_unknown:
+                calls = self._quoted(warning.warning, calls)
+            for call_id in calls:
+                call = self._calls.pop(call_id)
+                self._unconfirmed.pop(call_id, None)
                 call.future.set_exception(rejected(call.endpoint))
             return
-        channels = [
-            (channel_id, channel)
+        channel_ids = [
+            channel_id
             for channel_id, channel in self._channels.items()
             if channel_id > floor
             and channel.packets_received == 0
             and endpoint in (None, channel.endpoint)
         ]
-        if endpoint is not None and kind.endswith(("EndpointUnknown", "EndpointUnhandled")):
-            self._unknown_endpoints.add(endpoint)
-        if len(channels) > 1:
-            # Sent in one burst, before any barrier could separate them: which one was
-            # refused is unknowable. All fail, and each gets a cancel so that the ones LM
-            # Studio did accept do not keep generating unread.
+        # An unknown endpoint refuses every request to it, and none of them runs.
+        if not endpoint_unknown:
+            channel_ids = self._quoted(warning.warning, channel_ids)
+        ambiguous = len(channel_ids) > 1 and not endpoint_unknown
+        if ambiguous:
+            # No quote to go by, and sent before LM Studio answered anything after them: which
+            # one was refused is unknowable. All fail, and each gets a cancel so that the ones
+            # LM Studio did accept do not keep generating unread.
             logger.warning(
                 "LM Studio rejected one of %d requests to '%s' sent together; failing all of them",
-                len(channels),
+                len(channel_ids),
                 endpoint,
             )
-        for channel_id, channel in channels:
-            if len(channels) > 1:
+        for channel_id in channel_ids:
+            channel = self._unregister(channel_id)
+            if ambiguous:
                 channel.cancel()
-            del self._channels[channel_id]
             channel._finish(rejected(channel.endpoint))
+
+    def _quoted(self, warning: str, request_ids: list[int]) -> list[int]:
+        """Of the requests that may be the rejected one, the one the warning quotes.
+
+        LM Studio quotes the refused parameter, and it judges the same parameter the same way
+        every time: the oldest request that sent exactly it is the one (an identical later one
+        gets its own warning). Without a usable quote, or if none matches, all stay suspects.
+        """
+        if len(request_ids) <= 1:
+            return request_ids
+        quoted = echoed_parameter(warning)
+        if quoted is NO_PARAMETER:
+            return request_ids
+        for request_id in request_ids:
+            frame = self._unconfirmed.get(request_id)
+            if frame is not None and sent_parameter(frame) == quoted:
+                return [request_id]
+        return request_ids
 
     def _close_if_retired(self) -> None:
         if self.retired and not self._channels and not self._calls and self._failure is None:

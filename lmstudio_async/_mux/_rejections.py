@@ -8,17 +8,23 @@ are the vocabulary it uses.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Final
+
+import msgspec
 
 from .._errors import LMStudioProtocolError
 
 __all__ = [
     "BARRIER_PARAMETER",
     "ENDPOINT_IN_WARNING",
+    "NO_PARAMETER",
     "REJECTING_KINDS",
     "WARNING_BUDGET",
     "EndpointRejected",
+    "echoed_parameter",
+    "sent_parameter",
 ]
 
 # Warnings with these kinds mean "your request was dropped and will never be answered"
@@ -43,6 +49,49 @@ BARRIER_PARAMETER: Final = {
 }
 
 ENDPOINT_IN_WARNING: Final = re.compile(r"endpoint(?:Name)?\s*[=:]\s*\"?([A-Za-z0-9_]+)")
+
+# LM Studio quotes the refused parameter in its warning: "..., endpointName = predict,
+# creationParameter = <JSON.stringify of it>. Zod error: ..." ("parameter = " for an RPC). That
+# quote is what tells apart requests sent together, which no order barrier can.
+_PARAMETER_IN_WARNING: Final = re.compile(r"\b(?:creationParameter|parameter) = ")
+_JSON_PREFIX: Final = json.JSONDecoder()
+
+
+class _NoParameter:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_PARAMETER"
+
+
+NO_PARAMETER: Final = _NoParameter()
+"""What :func:`echoed_parameter` and :func:`sent_parameter` give when there is nothing to
+compare: a warning without a quote names no request."""
+
+
+def echoed_parameter(warning: str) -> object:
+    """The parameter a parameter-type warning quotes, as JSON values, or :data:`NO_PARAMETER`.
+
+    Older builds, a quote that is not JSON (``undefined``) or one cut short give
+    :data:`NO_PARAMETER`: the caller then cannot tell which request was refused.
+    """
+    marker = _PARAMETER_IN_WARNING.search(warning)
+    if marker is None:
+        return NO_PARAMETER
+    try:
+        value, _end = _JSON_PREFIX.raw_decode(warning, marker.end())
+    except (ValueError, RecursionError):
+        return NO_PARAMETER
+    return value
+
+
+def sent_parameter(frame: bytes) -> object:
+    """The parameter of a ``channelCreate`` or ``rpcCall`` frame this client sent, as JSON
+    values comparable with :func:`echoed_parameter` (``1 == 1.0``, key order ignored)."""
+    envelope = msgspec.json.decode(frame)
+    if "creationParameter" in envelope:
+        return envelope["creationParameter"]
+    return envelope.get("parameter", NO_PARAMETER)
 
 
 class EndpointRejected(LMStudioProtocolError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -35,6 +36,7 @@ MISSING: Any = msgspec.UNSET
 """Stands for an absent ``parameter``/``creationParameter`` (void endpoints)."""
 
 _MAX_WARNINGS = 5
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _HIGH_WATER = 1 << 20  # wait for the socket to drain above this many buffered bytes
 
 
@@ -242,13 +244,15 @@ class Connection:
         if handler is None:
             await self.warn(
                 "rpcEndpointUnknown",
-                f"Received rpcCall for unknown endpoint, endpointName = {endpoint}",
+                f"Received rpcCall for unknown endpoint, endpoint = {endpoint}",
             )
             return
         tg.start_soon(self._run_rpc, handler, endpoint, call_id, frame.get("parameter", MISSING))
 
     async def _run_rpc(self, handler: RpcHandler, endpoint: str, call_id: int, param: Any) -> None:
-        fault = self.state.endpoint_fault(self.namespace_name, endpoint)
+        fault = self.state.endpoint_fault(
+            self.namespace_name, endpoint, None if param is MISSING else param
+        )
         if fault is not None and fault.error is not None:
             frame = env.rpc_error(call_id, fault.error)
         elif fault is not None and fault.raw_result is not None:
@@ -259,7 +263,8 @@ class Connection:
             except InvalidParameter as exc:
                 await self.warn(
                     "rpcParameterTypeError",
-                    f"Received invalid parameter for rpcCall, endpointName = {endpoint}: {exc}",
+                    f"Received invalid parameter for rpcCall, endpointName = {endpoint}, "
+                    f"parameter = {_quote(param)}. Zod error:\n\n{exc}",
                 )
                 return
             except SimulatorError as exc:
@@ -288,29 +293,33 @@ class Connection:
         if spec is None:
             await self.warn(
                 "channelEndpointUnknown",
-                f"Received channelCreate for unknown endpoint, endpointName = {endpoint}",
+                f"Received channelCreate for unknown endpoint, endpoint = {endpoint}",
             )
             return
         if channel_id in self.channels:
             await self.warn("channelAlreadyOpen", f"Channel {channel_id} is already open")
             return
-        fault = self.state.endpoint_fault(self.namespace_name, endpoint)
+        parameter = frame.get("creationParameter", MISSING)
+        fault = self.state.endpoint_fault(
+            self.namespace_name, endpoint, None if parameter is MISSING else parameter
+        )
         if fault is not None and fault.error is not None:
             await self.send(env.channel_error(channel_id, fault.error))
             return
+        rejection = None
         if fault is not None and fault.reject:
+            rejection = "rejected by the simulator (EndpointFault.reject)"
+        else:
+            try:
+                parsed = spec.validate(parameter)
+            except InvalidParameter as exc:
+                rejection = str(exc)
+        if rejection is not None:
+            # LM Studio's wording, quoting the parameter: clients tell requests apart by it.
             await self.warn(
                 "channelCreationParameterTypeError",
-                f"Received invalid creationParameter for channel, endpointName = {endpoint}: "
-                "rejected by the simulator (EndpointFault.reject)",
-            )
-            return
-        try:
-            parsed = spec.validate(frame.get("creationParameter", MISSING))
-        except InvalidParameter as exc:
-            await self.warn(
-                "channelCreationParameterTypeError",
-                f"Received invalid creationParameter for channel, endpointName = {endpoint}: {exc}",
+                f"Received invalid creationParameter for channel, endpointName = {endpoint}, "
+                f"creationParameter = {_quote(parameter)}. Zod error:\n\n{rejection}",
             )
             return
         ctx = ChannelContext(self, channel_id, endpoint)
@@ -370,3 +379,12 @@ def _decode_sent(frame: bytes) -> Any:
         # Lone surrogate escapes and invalid UTF-8 (EndpointFault, Fragment): json keeps the
         # surrogates, and undecodable bytes become U+FFFD.
         return json.loads(frame.decode("utf-8", "replace"))
+
+
+def _quote(value: Any) -> str:
+    """A parameter as LM Studio quotes it in a warning: ``JSON.stringify`` (compact, text
+    as is, lone surrogates escaped), ``undefined`` when absent."""
+    if value is MISSING:
+        return "undefined"
+    quoted = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)

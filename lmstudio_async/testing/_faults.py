@@ -7,11 +7,15 @@ acts on the answer. Counts refer to fragments already sent on the prediction, so
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["EndpointFault", "Faults"]
+
+_log = logging.getLogger("lmstudio_async.testing")
 
 
 @dataclass
@@ -116,8 +120,11 @@ class EndpointFault:
     For channels: ``error`` ends the channel with that ``channelError`` right after
     ``channelCreate``; ``reject=True`` answers ``channelCreate`` with only a
     ``channelCreationParameterTypeError`` warning (within the connection's five-warning
-    budget), as LM Studio does for a bad creation parameter. ``times`` bounds how many calls
-    it hits (``None``: every call); ``used`` counts them.
+    budget), as LM Studio does for a bad creation parameter. ``when``, if given, picks the
+    calls it hits: it receives the request's ``creationParameter`` (channels) or
+    ``parameter`` (RPCs) as decoded JSON (dicts, lists, str...; ``None`` if absent) and
+    returns whether to misbehave. ``times`` bounds how many calls it hits (``None``: every
+    call); ``used`` counts them.
     """
 
     endpoint: str
@@ -127,13 +134,26 @@ class EndpointFault:
     delay: float = 0.0
     reject: bool = False
     times: int | None = None
+    when: Callable[[Any], bool] | None = None
     used: int = 0
 
-    def take(self, namespace: str, endpoint: str) -> bool:
-        """Whether this fault hits a call of ``endpoint`` on ``namespace`` (and count it)."""
+    def take(self, namespace: str, endpoint: str, parameter: Any = None) -> bool:
+        """Whether this fault hits a call of ``endpoint`` on ``namespace`` with ``parameter``
+        (and count it)."""
         if endpoint != self.endpoint or self.namespace not in (None, namespace):
             return False
         if self.times is not None and self.used >= self.times:
             return False
+        if self.when is not None and not self._wanted(parameter):
+            return False
         self.used += 1
         return True
+
+    def _wanted(self, parameter: Any) -> bool:
+        assert self.when is not None
+        try:
+            return bool(self.when(parameter))
+        except Exception:
+            # A test's own predicate failing must not take the simulated connection down.
+            _log.exception("EndpointFault.when raised for %r; the call is not hit", self.endpoint)
+            return False

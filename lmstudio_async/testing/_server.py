@@ -295,6 +295,7 @@ class Simulator:
         delay: float = 0.0,
         reject: bool = False,
         times: int | None = None,
+        when: Callable[[Any], bool] | None = None,
     ) -> EndpointFault:
         """Make one endpoint misbehave while the others work; returns the :class:`EndpointFault`.
 
@@ -305,16 +306,23 @@ class Simulator:
         those bytes as the result's JSON; ``delay`` (seconds) answers slowly. Channels:
         ``error`` ends the channel with that ``channelError`` as soon as it is created (how LM
         Studio fails a prediction); ``reject=True`` answers ``channelCreate`` with only a
-        ``channelCreationParameterTypeError`` warning. ``times`` limits how many calls are hit
+        ``channelCreationParameterTypeError`` warning, quoting the parameter as LM Studio does.
+        ``when`` picks the calls hit: it is given each call's ``creationParameter`` or
+        ``parameter`` as decoded JSON (``None`` if absent) and returns ``True`` to misbehave,
+        e.g. ``when=lambda p: "bad" in str(p)``. ``times`` limits how many calls are hit
         (``None``: all). For example ``sim.fault_endpoint("getModelInfo", error=
         lmstudio_error("Boom"), times=1)`` fails the next ``getModelInfo`` only.
 
         Raises ``ValueError`` for an unknown namespace or endpoint, an option the endpoint's
         kind cannot honour (``reject`` on an RPC; ``raw_result`` or ``delay`` on a channel:
         pace a prediction with ``ScriptedReply(time_to_first_token=...)`` instead), no
-        misbehaviour at all, or a negative or infinite ``delay``.
+        misbehaviour at all, or a negative or infinite ``delay``; ``TypeError`` for a ``when``
+        that is not callable. Should ``when`` raise, the call is not hit and the error is logged
+        on the ``lmstudio_async.testing`` logger.
         """
         check_seconds("delay", delay)
+        if when is not None and not callable(when):
+            raise TypeError(f"when must be a callable given the request's parameter, not {when!r}")
         if error is not None and raw_result is not None:
             raise ValueError("give error or raw_result, not both")
         if reject and (error is not None or raw_result is not None):
@@ -345,6 +353,7 @@ class Simulator:
             delay=delay,
             reject=reject,
             times=times,
+            when=when,
         )
         self._state.endpoint_faults.append(fault)
         return fault

@@ -344,6 +344,10 @@ class ServerState:
                 return queue.popleft()
         return None
 
-    def endpoint_fault(self, namespace: str, endpoint: str) -> EndpointFault | None:
+    def endpoint_fault(
+        self, namespace: str, endpoint: str, parameter: Any = None
+    ) -> EndpointFault | None:
         """The first endpoint fault that hits this call (counted as used), if any."""
-        return next((f for f in self.endpoint_faults if f.take(namespace, endpoint)), None)
+        return next(
+            (f for f in self.endpoint_faults if f.take(namespace, endpoint, parameter)), None
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 from typing import Any
 
 import anyio
@@ -224,28 +225,130 @@ async def test_a_rejected_channel_create_fails_only_itself() -> None:
         assert client._open_channel_count() == 0
 
 
-async def test_a_rejection_in_a_burst_fails_the_burst_promptly_and_cancels_it(
+async def test_a_rejection_in_a_burst_fails_only_the_rejected_request(
     simulator: Simulator,
 ) -> None:
-    # The documented limit of isolation: requests sent together, before LM Studio answered
-    # anything after them, cannot be told apart from the rejected one. They all fail (none
-    # hangs), each is cancelled in LM Studio, and the socket stays usable.
+    # Sent together, before LM Studio answered anything after them: no order barrier can tell
+    # them apart, but the warning quotes the refused parameter, and that names the request.
     async with lms.LMStudioClient(simulator.base_url) as client:
         model = await client.llm.model(MODEL)
-        simulator.fault_endpoint("predict", reject=True, times=1)
+        simulator.fault_endpoint("predict", reject=True, when=lambda p: "bad" in json.dumps(p))
         prompts = [f"good {i}" for i in range(5)] + ["bad"] + [f"good {i}" for i in range(5, 10)]
         with anyio.fail_after(10):
             outcomes = await asyncio.gather(
                 *(model.respond(prompt).result() for prompt in prompts), return_exceptions=True
             )
-        assert all(isinstance(outcome, lms.LMStudioProtocolError) for outcome in outcomes)
-        assert all("rejected the request to 'predict'" in str(outcome) for outcome in outcomes)
+        rejected = outcomes.pop(5)
+        assert isinstance(rejected, lms.LMStudioProtocolError)
+        assert "rejected the request to 'predict'" in str(rejected)
+        assert [getattr(o, "content", o) for o in outcomes] == [
+            f"You said: good {i}" for i in range(10)
+        ]
+        assert {p.status for p in simulator.predictions} == {"finished"}, "nothing was cancelled"
         await simulator.wait_for(lambda: client._open_channel_count() == 0)
-        await simulator.wait_for(
-            lambda: all(p.status != "running" for p in simulator.predictions), timeout=10
-        )
+
+
+async def test_identical_rejected_requests_in_a_burst_each_fail_alone(
+    simulator: Simulator,
+) -> None:
+    # LM Studio judges the same parameter the same way: each copy gets its own warning.
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        simulator.fault_endpoint("predict", reject=True, when=lambda p: "bad" in json.dumps(p))
+        prompts = ["good 0", "bad", "good 1", "bad", "good 2"]
         with anyio.fail_after(10):
-            assert (await model.respond("next")).content == "You said: next"
+            outcomes = await asyncio.gather(
+                *(model.respond(prompt).result() for prompt in prompts), return_exceptions=True
+            )
+        assert all(isinstance(o, lms.LMStudioProtocolError) for o in outcomes[1::2])
+        assert [getattr(o, "content", o) for o in outcomes[0::2]] == [
+            f"You said: good {i}" for i in range(3)
+        ]
+        assert {p.status for p in simulator.predictions} == {"finished"}
+
+
+async def test_an_unquoted_rejection_in_a_burst_fails_the_burst_promptly_and_cancels_it() -> None:
+    # The documented limit of isolation: a warning that does not quote the parameter (an LM
+    # Studio build that words it differently) about requests sent together cannot be told
+    # apart. They all fail (none hangs), each is cancelled in LM Studio, the socket stays usable.
+    cancels: list[int] = []
+    created: list[int] = []
+
+    async def handler(end: ServerEnd) -> None:
+        warnings = _Warnings(end)
+        await end.accept_auth()
+        while True:
+            frame = await end.receive_json()
+            if frame["type"] == "rpcCall":
+                await _answer_rpc(end, frame)
+            elif frame["type"] == "channelCreate" and _prompt(frame) == "bad":
+                await warnings.send(
+                    "channelCreationParameterTypeError",
+                    "Received invalid creationParameter for channel, endpointName = predict",
+                )
+            elif frame["type"] == "channelCreate" and _prompt(frame) == "next":
+                await _stream_reply(end, frame["channelId"], "continued")
+            elif frame["type"] == "channelCreate":
+                created.append(frame["channelId"])  # accepted, queued: silent for now
+            elif frame["type"] == "channelSend":
+                cancels.append(frame["channelId"])
+
+    async with serve_raw(handler) as server, lms.LMStudioClient(server.base_url) as client:
+        model = await client.llm.model()
+        prompts = ["good 0", "good 1", "bad", "good 2", "good 3"]
+        with anyio.fail_after(10):
+            outcomes = await asyncio.gather(
+                *(model.respond(prompt).result() for prompt in prompts), return_exceptions=True
+            )
+            assert all(isinstance(o, lms.LMStudioProtocolError) for o in outcomes)
+            assert all("rejected the request to 'predict'" in str(o) for o in outcomes)
+            assert client._open_channel_count() == 0
+            assert (await model.respond("next")).content == "continued"
+        assert set(created) <= set(cancels), "each accepted one was cancelled"
+
+
+async def test_a_quoted_rpc_rejection_among_calls_sent_together_fails_only_that_call() -> None:
+    held: list[dict[str, Any]] = []
+
+    async def handler(end: ServerEnd) -> None:
+        warnings = _Warnings(end)
+        await end.accept_auth()
+        while True:
+            frame = await end.receive_json()
+            if frame["type"] != "rpcCall" or frame["endpoint"] != "tokenize":
+                if frame["type"] == "rpcCall":
+                    await _answer_rpc(end, frame)
+                continue
+            held.append(frame)
+            if len(held) < 3:
+                continue  # hold the burst so that nothing after the bad one is answered
+            for call in held:
+                parameter = call["parameter"]
+                if parameter["inputString"] == "bad":
+                    quoted = json.dumps(parameter, separators=(",", ":"))
+                    await warnings.send(
+                        "rpcParameterTypeError",
+                        "Received invalid parameter for rpcCall, endpointName = tokenize, "
+                        f"parameter = {quoted}. Zod error:\n\n  - parameter.inputString: bad",
+                    )
+            for call in held:
+                if call["parameter"]["inputString"] != "bad":
+                    await end.send_json(
+                        {"type": "rpcResult", "callId": call["callId"], "result": {"tokens": [7]}}
+                    )
+
+    async with serve_raw(handler) as server, lms.LMStudioClient(server.base_url) as client:
+        model = await client.llm.model()
+        with anyio.fail_after(10):
+            outcomes = await asyncio.gather(
+                model.tokenize("fine"),
+                model.tokenize("bad"),
+                model.tokenize("also fine"),
+                return_exceptions=True,
+            )
+        assert outcomes[0] == outcomes[2] == [7]
+        assert isinstance(outcomes[1], lms.LMStudioProtocolError)
+        assert "rejected the request to 'tokenize'" in str(outcomes[1])
 
 
 async def test_complete_on_a_server_without_complete_raw_text_never_hangs() -> None:

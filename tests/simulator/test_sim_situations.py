@@ -329,6 +329,45 @@ async def test_a_rejection_aimed_at_one_channel_create(simulator: Simulator) -> 
     assert [p.history for p in simulator.predictions] == [predict_parameter("second")["history"]]
 
 
+async def test_a_rejection_aimed_by_parameter_quotes_it_like_lm_studio(
+    simulator: Simulator,
+) -> None:
+    simulator.fault_endpoint("predict", reject=True, when=lambda p: "second" in str(p))
+    async with raw_client(simulator) as client:
+        await client.create_channel("predict", predict_parameter("second"))
+        warning = await client.recv()
+        first = await client.create_channel("predict", predict_parameter("first"))
+        _packets, terminal = await client.channel_packets(first)
+    assert terminal["type"] == "channelClose"
+    text = warning["warning"]
+    assert text.startswith(
+        "Received invalid creationParameter for channel, endpointName = predict, "
+        "creationParameter = {"
+    )
+    quoted = text[text.index("creationParameter = ") + len("creationParameter = ") :]
+    assert json.JSONDecoder().raw_decode(quoted)[0] == predict_parameter("second")
+    assert ". Zod error:\n\n" in text
+
+
+def test_a_fault_predicate_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="when must be a callable"):
+        Simulator().fault_endpoint("predict", reject=True, when="second")  # type: ignore[arg-type]
+
+
+async def test_a_fault_predicate_that_raises_hits_nothing_and_is_logged(
+    simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(parameter: object) -> bool:
+        raise KeyError("history")
+
+    fault = simulator.fault_endpoint("predict", reject=True, when=broken)
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        assert (await model.respond("hi")).content == "You said: hi"
+    assert fault.used == 0
+    assert "EndpointFault.when raised" in caplog.text
+
+
 async def test_rejections_honour_the_five_warnings_budget(simulator: Simulator) -> None:
     simulator.fault_endpoint("predict", reject=True, times=6)
     async with raw_client(simulator) as client:
