@@ -46,6 +46,7 @@ from ._rejections import (
     WARNING_BUDGET,
     EndpointRejected,
     echoed_parameter,
+    readable_warning,
     sent_parameter,
 )
 from ._requests import encode_request
@@ -588,9 +589,13 @@ class Connection:
         # "channelUnknown" answers a cancel that crossed the server's end of the prediction
         # (a `break` on the last fragment): expected, so not worth a warning in the user's log.
         level = logging.DEBUG if warning.kind == "channelUnknown" else logging.WARNING
-        logger.log(
-            level, "LM Studio reported a protocol problem (%s): %s", warning.kind, warning.warning
-        )
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "LM Studio reported a protocol problem (%s): %s",
+                warning.kind,
+                readable_warning(warning.warning),
+            )
         self._warnings_seen += 1
         if warning.kind in REJECTING_KINDS:
             self._on_rejection(warning)
@@ -606,11 +611,12 @@ class Connection:
         if endpoint is not None and endpoint_unknown:
             self._unknown_endpoints.add(endpoint)
 
+        said = readable_warning(warning.warning)
+
         def rejected(name: str) -> EndpointRejected:
             return EndpointRejected(
-                f"LM Studio rejected the request to '{name}' ({kind}): "
-                f"{warning.warning}. This usually means the LM Studio app is older than this "
-                "SDK expects; update LM Studio.",
+                f"LM Studio rejected the request to '{name}' ({kind}): {said}. This usually "
+                "means the LM Studio app is older than this SDK expects; update LM Studio.",
                 kind=kind,
                 endpoint=name,
             )

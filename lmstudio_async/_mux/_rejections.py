@@ -24,6 +24,7 @@ __all__ = [
     "WARNING_BUDGET",
     "EndpointRejected",
     "echoed_parameter",
+    "readable_warning",
     "sent_parameter",
 ]
 
@@ -83,6 +84,28 @@ def echoed_parameter(warning: str) -> object:
     except (ValueError, RecursionError):
         return NO_PARAMETER
     return value
+
+
+_LONGEST_WARNING: Final = 1000
+
+
+def readable_warning(warning: str) -> str:
+    """A warning as a person reads it: the quoted parameter (a whole chat, images included,
+    so possibly megabytes) shortened to ``{...}``, and at most 1000 characters in all."""
+    marker = _PARAMETER_IN_WARNING.search(warning)
+    if marker is not None:
+        try:
+            value, end = _JSON_PREFIX.raw_decode(warning, marker.end())
+        except (ValueError, RecursionError):
+            pass
+        else:
+            if isinstance(value, (dict, list)):
+                short = "{...}" if isinstance(value, dict) else "[...]"
+                warning = warning[: marker.end()] + short + warning[end:]
+    warning = " ".join(warning.split())
+    if len(warning) > _LONGEST_WARNING:
+        warning = warning[: _LONGEST_WARNING - 3] + "..."
+    return warning
 
 
 def sent_parameter(frame: bytes) -> object:

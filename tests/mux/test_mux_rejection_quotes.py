@@ -8,7 +8,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from lmstudio_async._mux._rejections import NO_PARAMETER, echoed_parameter, sent_parameter
+from lmstudio_async._mux._rejections import (
+    NO_PARAMETER,
+    echoed_parameter,
+    readable_warning,
+    sent_parameter,
+)
 from lmstudio_async._protocol.envelope import encode_channel_create, encode_rpc_call
 
 PREDICT: dict[str, Any] = {
@@ -82,3 +87,18 @@ def test_lone_surrogates_quoted_by_lm_studio_parse() -> None:
 def test_a_request_without_a_parameter_has_none_to_compare() -> None:
     frame = encode_rpc_call("listLoaded", 1, msgspec.UNSET)
     assert sent_parameter(frame) is NO_PARAMETER
+
+
+def test_a_readable_warning_shortens_the_quoted_parameter() -> None:
+    huge = {**PREDICT, "image": "A" * 5_000_000}
+    readable = readable_warning(_lm_studio_warning(huge))
+    assert readable == (
+        "Received invalid creationParameter for channel, endpointName = predict, "
+        "creationParameter = {...}. Zod error: - creationParameter.history: Invalid"
+    )
+
+
+def test_a_readable_warning_is_bounded_without_a_quote() -> None:
+    readable = readable_warning("Something odd: " + "x" * 10_000)
+    assert len(readable) == 1000
+    assert readable.endswith("...")
