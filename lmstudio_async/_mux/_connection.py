@@ -47,7 +47,9 @@ from ._rejections import (
     EndpointRejected,
     echoed_parameter,
     readable_warning,
+    same_json,
     sent_parameter,
+    warning_kind,
 )
 from ._requests import encode_request
 
@@ -586,32 +588,31 @@ class Connection:
                     call.future.set_exception(error)
 
     def _on_warning(self, warning: CommunicationWarningIn) -> None:
+        kind = warning_kind(warning.kind, warning.warning)
         # "channelUnknown" answers a cancel that crossed the server's end of the prediction
         # (a `break` on the last fragment): expected, so not worth a warning in the user's log.
-        level = logging.DEBUG if warning.kind == "channelUnknown" else logging.WARNING
+        level = logging.DEBUG if kind == "channelUnknown" else logging.WARNING
         if logger.isEnabledFor(level):
             logger.log(
                 level,
                 "LM Studio reported a protocol problem (%s): %s",
-                warning.kind,
+                kind,
                 readable_warning(warning.warning),
             )
         self._warnings_seen += 1
-        if warning.kind in REJECTING_KINDS:
-            self._on_rejection(warning)
+        if kind in REJECTING_KINDS:
+            self._on_rejection(kind, warning.warning)
         if self.retired:
             logger.debug("LM Studio's warning budget on %s is used up; retiring it", self.url)
             self._close_if_retired()
 
-    def _on_rejection(self, warning: CommunicationWarningIn) -> None:
-        kind = warning.kind or ""
-        match = ENDPOINT_IN_WARNING.search(warning.warning)
+    def _on_rejection(self, kind: str, warning: str) -> None:
+        match = ENDPOINT_IN_WARNING.search(warning)
         endpoint = match.group(1) if match else None
         endpoint_unknown = kind.endswith(("EndpointUnknown", "EndpointUnhandled"))
         if endpoint is not None and endpoint_unknown:
             self._unknown_endpoints.add(endpoint)
-
-        said = readable_warning(warning.warning)
+        said = readable_warning(warning)
 
         def rejected(name: str) -> EndpointRejected:
             return EndpointRejected(
@@ -623,48 +624,79 @@ class Connection:
 
         # Requests LM Studio already answered passed validation, and so did every request
         # sent before one it answered: only later ones can be the rejected one.
-        floor = max(
-            [self._processed_upto]
-            + [channel_id for channel_id, c in self._channels.items() if c.packets_received]
-        )
-        if kind.startswith("rpc"):
-            calls = [
-                call_id
-                for call_id, call in self._calls.items()
-                if call_id > floor and endpoint in (None, call.endpoint) and not call.future.done()
-            ]
-            if not endpoint_unknown:
-                calls = self._quoted(warning.warning, calls)
-            for call_id in calls:
-                call = self._calls.pop(call_id)
-                self._unconfirmed.pop(call_id, None)
-                call.future.set_exception(rejected(call.endpoint))
-            return
-        channel_ids = [
-            channel_id
-            for channel_id, channel in self._channels.items()
-            if channel_id > floor
-            and channel.packets_received == 0
-            and endpoint in (None, channel.endpoint)
-        ]
-        # An unknown endpoint refuses every request to it, and none of them runs.
-        if not endpoint_unknown:
-            channel_ids = self._quoted(warning.warning, channel_ids)
-        ambiguous = len(channel_ids) > 1 and not endpoint_unknown
+        rpc = kind.startswith("rpc")
+        suspects = self._suspects(rpc=rpc, endpoint=endpoint)
+        # An unknown endpoint refuses every request to it, and none of them runs; otherwise
+        # the parameter LM Studio quotes names the one.
+        named = suspects if endpoint_unknown else self._quoted(warning, suspects)
+        ambiguous = len(named) > 1 and not endpoint_unknown
         if ambiguous:
             # No quote to go by, and sent before LM Studio answered anything after them: which
             # one was refused is unknowable. All fail, and each gets a cancel so that the ones
             # LM Studio did accept do not keep generating unread.
             logger.warning(
                 "LM Studio rejected one of %d requests to '%s' sent together; failing all of them",
-                len(channel_ids),
+                len(named),
                 endpoint,
             )
-        for channel_id in channel_ids:
-            channel = self._unregister(channel_id)
-            if ambiguous:
-                channel.cancel()
-            channel._finish(rejected(channel.endpoint))
+        for request_id in named:
+            self._fail_request(request_id, rejected, cancel=ambiguous)
+        if self.retired:
+            # That was LM Studio's last warning on this socket: should another request sent
+            # with these have been refused too, nothing will ever say so. Those to the same
+            # endpoint (most likely refused alike: an older LM Studio refuses them all) fail now
+            # instead of waiting forever. Others are left to run: an RPC still has its deadline;
+            # a prediction to another endpoint refused in that same instant is the limit the
+            # README's Guarantees state.
+            def unreportable(name: str) -> EndpointRejected:
+                return EndpointRejected(
+                    f"LM Studio rejected a request to '{name}' sent together with this one "
+                    f"({kind}: {said}) and has no warnings left on this socket to say whether "
+                    "it refused this one too, so this one was cancelled. Retrying it uses a "
+                    "fresh connection.",
+                    kind=kind,
+                    endpoint=name,
+                )
+
+            for request_id in self._suspects(rpc=rpc, endpoint=endpoint):
+                self._fail_request(request_id, unreportable, cancel=True)
+
+    def _suspects(self, *, rpc: bool, endpoint: str | None) -> list[int]:
+        """The RPCs or channels (to ``endpoint``, if known) that may be a rejected request:
+        sent after everything LM Studio is known to have taken, and not heard from since."""
+        floor = max(
+            [self._processed_upto]
+            + [channel_id for channel_id, c in self._channels.items() if c.packets_received]
+        )
+        if rpc:
+            return [
+                call_id
+                for call_id, call in self._calls.items()
+                if call_id > floor and endpoint in (None, call.endpoint) and not call.future.done()
+            ]
+        return [
+            channel_id
+            for channel_id, channel in self._channels.items()
+            if channel_id > floor
+            and channel.packets_received == 0
+            and endpoint in (None, channel.endpoint)
+        ]
+
+    def _fail_request(
+        self, request_id: int, error: Callable[[str], Exception], *, cancel: bool
+    ) -> None:
+        """Fail the RPC or channel ``request_id`` with ``error(endpoint)``; a channel LM Studio
+        may have taken after all is cancelled there first when ``cancel``."""
+        call = self._calls.pop(request_id, None)
+        if call is not None:
+            self._unconfirmed.pop(request_id, None)
+            if not call.future.done():
+                call.future.set_exception(error(call.endpoint))
+            return
+        channel = self._unregister(request_id)
+        if cancel:
+            channel.cancel()
+        channel._finish(error(channel.endpoint))
 
     def _quoted(self, warning: str, request_ids: list[int]) -> list[int]:
         """Of the requests that may be the rejected one, the one the warning quotes.
@@ -680,7 +712,7 @@ class Connection:
             return request_ids
         for request_id in request_ids:
             frame = self._unconfirmed.get(request_id)
-            if frame is not None and sent_parameter(frame) == quoted:
+            if frame is not None and same_json(sent_parameter(frame), quoted):
                 return [request_id]
         return request_ids
 

@@ -25,7 +25,9 @@ __all__ = [
     "EndpointRejected",
     "echoed_parameter",
     "readable_warning",
+    "same_json",
     "sent_parameter",
+    "warning_kind",
 ]
 
 # Warnings with these kinds mean "your request was dropped and will never be answered"
@@ -48,6 +50,33 @@ BARRIER_PARAMETER: Final = {
     "specifier": {"type": "query", "query": {"identifier": "lmstudio-async-order-barrier"}},
     "throwIfNotFound": False,
 }
+
+# LM Studio builds before 2026-03 (lmstudio-js 480f61ea) send warnings without a `kind`; their
+# wording, unchanged since, says which kind it is.
+_KIND_BY_WORDING: Final = (
+    ("Received channelCreate for unknown endpoint", "channelEndpointUnknown"),
+    ("Received channelCreate for unhandled endpoint", "channelEndpointUnhandled"),
+    ("Received channelCreate for already open channel", "channelAlreadyOpen"),
+    ("Received invalid creationParameter for channel", "channelCreationParameterTypeError"),
+    ("Received channelSend for unknown channel", "channelUnknown"),
+    ("Received channelAck for unknown channel", "channelUnknown"),
+    ("Received invalid message for channel", "channelMessageTypeError"),
+    ("Received rpcCall for unknown endpoint", "rpcEndpointUnknown"),
+    ("Received rpcCall for unhandled endpoint", "rpcEndpointUnhandled"),
+    ("Received invalid parameter for rpcCall", "rpcParameterTypeError"),
+)
+
+
+def warning_kind(kind: str | None, warning: str) -> str:
+    """The warning's ``kind``, read from its wording when an older LM Studio sent none
+    (``"unknown"`` if neither says)."""
+    if kind:
+        return kind
+    for wording, inferred in _KIND_BY_WORDING:
+        if warning.startswith(wording):
+            return inferred
+    return "unknown"
+
 
 ENDPOINT_IN_WARNING: Final = re.compile(r"endpoint(?:Name)?\s*[=:]\s*\"?([A-Za-z0-9_]+)")
 
@@ -106,6 +135,20 @@ def readable_warning(warning: str) -> str:
     if len(warning) > _LONGEST_WARNING:
         warning = warning[: _LONGEST_WARNING - 3] + "..."
     return warning
+
+
+def same_json(a: object, b: object) -> bool:
+    """Whether two decoded JSON values are the same JSON value: numbers by value (``1`` is
+    ``1.0``, as JavaScript writes it), but ``true`` is not ``1``; key order ignored."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(same_json, a, b))
+    return type(a) is type(b) and a == b
 
 
 def sent_parameter(frame: bytes) -> object:

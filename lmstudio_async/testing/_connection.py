@@ -26,6 +26,7 @@ from ._envelope import InvalidParameter, SimulatorError
 from ._firehose import ws_text_frame
 
 if TYPE_CHECKING:
+    from ._faults import EndpointFault
     from ._state import ServerState
 
 __all__ = ["MISSING", "ChannelContext", "ChannelEndpoint", "Connection", "Namespace"]
@@ -247,12 +248,29 @@ class Connection:
                 f"Received rpcCall for unknown endpoint, endpoint = {endpoint}",
             )
             return
-        tg.start_soon(self._run_rpc, handler, endpoint, call_id, frame.get("parameter", MISSING))
-
-    async def _run_rpc(self, handler: RpcHandler, endpoint: str, call_id: int, param: Any) -> None:
+        param = frame.get("parameter", MISSING)
         fault = self.state.endpoint_fault(
             self.namespace_name, endpoint, None if param is MISSING else param
         )
+        if fault is not None and fault.reject:
+            # Refused before any handler runs, in the order requests arrive, as LM Studio does.
+            await self.warn(
+                "rpcParameterTypeError",
+                f"Received invalid parameter for rpcCall, endpointName = {endpoint}, "
+                f"parameter = {_quote(param)}. Zod error:\n\n"
+                "rejected by the simulator (EndpointFault.reject)",
+            )
+            return
+        tg.start_soon(self._run_rpc, handler, endpoint, call_id, param, fault)
+
+    async def _run_rpc(
+        self,
+        handler: RpcHandler,
+        endpoint: str,
+        call_id: int,
+        param: Any,
+        fault: EndpointFault | None,
+    ) -> None:
         if fault is not None and fault.error is not None:
             frame = env.rpc_error(call_id, fault.error)
         elif fault is not None and fault.raw_result is not None:

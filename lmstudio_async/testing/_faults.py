@@ -7,6 +7,8 @@ acts on the answer. Counts refer to fragments already sent on the prediction, so
 
 from __future__ import annotations
 
+import copy
+import inspect
 import logging
 import math
 from collections.abc import Callable
@@ -120,11 +122,11 @@ class EndpointFault:
     For channels: ``error`` ends the channel with that ``channelError`` right after
     ``channelCreate``; ``reject=True`` answers ``channelCreate`` with only a
     ``channelCreationParameterTypeError`` warning (within the connection's five-warning
-    budget), as LM Studio does for a bad creation parameter. ``when``, if given, picks the
-    calls it hits: it receives the request's ``creationParameter`` (channels) or
-    ``parameter`` (RPCs) as decoded JSON (dicts, lists, str...; ``None`` if absent) and
-    returns whether to misbehave. ``times`` bounds how many calls it hits (``None``: every
-    call); ``used`` counts them.
+    budget), as LM Studio does for a bad creation parameter; on an RPC, with only an
+    ``rpcParameterTypeError`` warning. ``when``, if given, picks the calls it hits: it receives
+    a copy of the request's ``creationParameter`` (channels) or ``parameter`` (RPCs) as decoded
+    JSON (dicts, lists, str...; ``None`` if absent) and returns whether to misbehave. ``times``
+    bounds how many calls it hits (``None``: every call); ``used`` counts them.
     """
 
     endpoint: str
@@ -152,8 +154,20 @@ class EndpointFault:
     def _wanted(self, parameter: Any) -> bool:
         assert self.when is not None
         try:
-            return bool(self.when(parameter))
+            # A copy: what the predicate does to it must not change what the simulator runs.
+            wanted = self.when(copy.deepcopy(parameter))
         except Exception:
             # A test's own predicate failing must not take the simulated connection down.
             _log.exception("EndpointFault.when raised for %r; the call is not hit", self.endpoint)
             return False
+        if inspect.isawaitable(wanted):
+            close = getattr(wanted, "close", None)
+            if close is not None:
+                close()  # a coroutine never awaited would warn later, far from the cause
+            _log.error(
+                "EndpointFault.when for %r returned an awaitable; it must answer at once "
+                "(a plain function returning True or False). The call is not hit.",
+                self.endpoint,
+            )
+            return False
+        return bool(wanted)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 import itertools
 import logging
 import re
@@ -303,31 +304,37 @@ class Simulator:
         one of ``"llm"``, ``"embedding"``, ``"system"``, ``"files"``, ``"repository"``,
         ``"runtime"``, ``"plugins"`` (``None``: all). RPCs: ``error`` (see
         :func:`lmstudio_error`) fails the call with ``rpcError``; ``raw_result`` answers with
-        those bytes as the result's JSON; ``delay`` (seconds) answers slowly. Channels:
-        ``error`` ends the channel with that ``channelError`` as soon as it is created (how LM
-        Studio fails a prediction); ``reject=True`` answers ``channelCreate`` with only a
-        ``channelCreationParameterTypeError`` warning, quoting the parameter as LM Studio does.
-        ``when`` picks the calls hit: it is given each call's ``creationParameter`` or
-        ``parameter`` as decoded JSON (``None`` if absent) and returns ``True`` to misbehave,
+        those bytes as the result's JSON; ``delay`` (seconds) answers slowly; ``reject=True``
+        answers with only an ``rpcParameterTypeError`` warning. Channels: ``error`` ends the
+        channel with that ``channelError`` as soon as it is created (how LM Studio fails a
+        prediction); ``reject=True`` answers ``channelCreate`` with only a
+        ``channelCreationParameterTypeError`` warning. A rejection quotes the parameter as LM
+        Studio does, and counts against the connection's five warnings. ``when`` picks the calls
+        hit: a plain function given a copy of each call's ``creationParameter`` or ``parameter``
+        as decoded JSON (``None`` if absent or ``null``) that returns ``True`` to misbehave,
         e.g. ``when=lambda p: "bad" in str(p)``. ``times`` limits how many calls are hit
         (``None``: all). For example ``sim.fault_endpoint("getModelInfo", error=
         lmstudio_error("Boom"), times=1)`` fails the next ``getModelInfo`` only.
 
         Raises ``ValueError`` for an unknown namespace or endpoint, an option the endpoint's
-        kind cannot honour (``reject`` on an RPC; ``raw_result`` or ``delay`` on a channel:
-        pace a prediction with ``ScriptedReply(time_to_first_token=...)`` instead), no
-        misbehaviour at all, or a negative or infinite ``delay``; ``TypeError`` for a ``when``
-        that is not callable. Should ``when`` raise, the call is not hit and the error is logged
-        on the ``lmstudio_async.testing`` logger.
+        kind cannot honour (``raw_result`` or ``delay`` on a channel: pace a prediction with
+        ``ScriptedReply(time_to_first_token=...)`` instead), no misbehaviour at all, or a
+        negative or infinite ``delay``; ``TypeError`` for a ``when`` that is not a plain
+        function (an ``async def`` cannot be asked in time). Should ``when`` raise or return
+        something awaitable, the call is not hit and the problem is logged on the
+        ``lmstudio_async.testing`` logger.
         """
         check_seconds("delay", delay)
-        if when is not None and not callable(when):
-            raise TypeError(f"when must be a callable given the request's parameter, not {when!r}")
+        if when is not None and (not callable(when) or inspect.iscoroutinefunction(when)):
+            raise TypeError(
+                "when must be a plain function given the request's parameter and returning "
+                f"True to misbehave, not {when!r}"
+            )
         if error is not None and raw_result is not None:
             raise ValueError("give error or raw_result, not both")
-        if reject and (error is not None or raw_result is not None):
+        if reject and (error is not None or raw_result is not None or delay):
             raise ValueError(
-                "reject=True refuses the channel; it cannot also carry error/raw_result"
+                "reject=True refuses the request; it cannot also carry error/raw_result/delay"
             )
         if error is None and raw_result is None and not delay and not reject:
             raise ValueError(
@@ -336,10 +343,6 @@ class Simulator:
         if isinstance(times, bool) or (times is not None and times < 1):
             raise ValueError(f"times must be a whole number, at least 1, not {times!r}")
         kinds = self._endpoint_kinds(endpoint, namespace)
-        if reject and "rpc" in kinds and "channel" not in kinds:
-            raise ValueError(
-                f"{endpoint!r} is an RPC: reject=True applies to channels (use error= to fail it)"
-            )
         if (raw_result is not None or delay) and "channel" in kinds and "rpc" not in kinds:
             raise ValueError(
                 f"{endpoint!r} is a channel: raw_result= and delay= apply to RPCs (use error= or "

@@ -12,7 +12,9 @@ from lmstudio_async._mux._rejections import (
     NO_PARAMETER,
     echoed_parameter,
     readable_warning,
+    same_json,
     sent_parameter,
+    warning_kind,
 )
 from lmstudio_async._protocol.envelope import encode_channel_create, encode_rpc_call
 
@@ -102,3 +104,44 @@ def test_a_readable_warning_is_bounded_without_a_quote() -> None:
     readable = readable_warning("Something odd: " + "x" * 10_000)
     assert len(readable) == 1000
     assert readable.endswith("...")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ({"x": 1}, {"x": 1.0}, True),
+        ({"a": 1, "b": [2]}, {"b": [2], "a": 1}, True),
+        ({"x": True}, {"x": 1}, False),
+        ({"x": False}, {"x": 0}, False),
+        ([1, 2], [1, 2, 3], False),
+        ({"x": None}, {}, False),
+        ("1", 1, False),
+    ],
+)
+def test_parameters_are_compared_as_json_values(a: object, b: object, same: bool) -> None:
+    assert same_json(a, b) is same
+
+
+@pytest.mark.parametrize(
+    ("kind", "warning", "expected"),
+    [
+        ("rpcParameterTypeError", "anything", "rpcParameterTypeError"),
+        (
+            None,
+            "Received invalid creationParameter for channel, endpointName = predict, ...",
+            "channelCreationParameterTypeError",
+        ),
+        (
+            None,
+            "Received channelCreate for unknown endpoint, endpoint = completeRawText",
+            "channelEndpointUnknown",
+        ),
+        (None, "Received rpcCall for unhandled endpoint, endpoint = x", "rpcEndpointUnhandled"),
+        (None, "Received channelSend for unknown channel, channelId = 4", "channelUnknown"),
+        (None, "Something else", "unknown"),
+    ],
+)
+def test_a_warning_without_a_kind_is_read_from_its_wording(
+    kind: str | None, warning: str, expected: str
+) -> None:
+    assert warning_kind(kind, warning) == expected

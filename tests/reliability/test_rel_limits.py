@@ -267,6 +267,85 @@ async def test_identical_rejected_requests_in_a_burst_each_fail_alone(
         assert {p.status for p in simulator.predictions} == {"finished"}
 
 
+async def test_more_rejections_in_a_burst_than_warnings_left_never_hang(
+    simulator: Simulator,
+) -> None:
+    # LM Studio warns five times per socket, then refuses silently: an older LM Studio that
+    # refuses every prediction must not leave the sixth of a batch waiting forever.
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        simulator.fault_endpoint("predict", reject=True)
+        with anyio.fail_after(10):
+            outcomes = await asyncio.gather(
+                *(model.respond(f"p {i}").result() for i in range(10)), return_exceptions=True
+            )
+        assert all(isinstance(o, lms.LMStudioProtocolError) for o in outcomes)
+        assert all("rejected" in str(o) for o in outcomes)
+        assert client._open_channel_count() == 0
+
+
+async def test_the_last_warning_fails_the_requests_it_cannot_vouch_for(
+    simulator: Simulator,
+) -> None:
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        simulator.fault_endpoint("predict", reject=True, when=lambda p: "bad" in json.dumps(p))
+        with anyio.fail_after(10):
+            for _ in range(4):  # four of LM Studio's five warnings used, each on its own
+                with pytest.raises(lms.LMStudioProtocolError):
+                    await model.respond("bad")
+            outcomes = await asyncio.gather(
+                *(model.respond(p).result() for p in ["bad", "bad", "good"]),
+                return_exceptions=True,
+            )
+            assert "rejected the request to 'predict'" in str(outcomes[0])
+            assert all("no warnings left on this socket" in str(o) for o in outcomes[1:])
+            assert client._open_channel_count() == 0
+            # The socket is retired; the next request goes to a fresh one.
+            assert (await model.respond("good")).content == "You said: good"
+
+
+async def test_more_rpc_rejections_sent_together_than_warnings_left_never_wait(
+    simulator: Simulator,
+) -> None:
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        simulator.fault_endpoint("tokenize", reject=True)
+        with anyio.fail_after(10):  # not Timeouts.rpc's 60 s
+            outcomes = await asyncio.gather(
+                *(model.tokenize(f"t {i}") for i in range(6)), return_exceptions=True
+            )
+        assert all(isinstance(o, lms.LMStudioProtocolError) for o in outcomes)
+
+
+async def test_a_rejection_without_a_kind_from_an_older_lm_studio_fails_the_request() -> None:
+    async def handler(end: ServerEnd) -> None:
+        await end.accept_auth()
+        while True:
+            frame = await end.receive_json()
+            if frame["type"] == "rpcCall":
+                await _answer_rpc(end, frame)
+            elif frame["type"] == "channelCreate" and _prompt(frame) == "bad":
+                quoted = json.dumps(frame["creationParameter"], separators=(",", ":"))
+                warning = (
+                    "Received invalid creationParameter for channel, endpointName = predict, "
+                    f"creationParameter = {quoted}. Zod error:\n\n - history: Invalid"
+                )
+                # Builds before March 2026 send no `kind`.
+                await end.send_json({"type": "communicationWarning", "warning": warning})
+            elif frame["type"] == "channelCreate":
+                await _stream_reply(end, frame["channelId"], "fine")
+
+    async with serve_raw(handler) as server, lms.LMStudioClient(server.base_url) as client:
+        model = await client.llm.model()
+        with anyio.fail_after(10):
+            with pytest.raises(
+                lms.LMStudioProtocolError, match="channelCreationParameterTypeError"
+            ):
+                await model.respond("bad")
+            assert (await model.respond("good")).content == "fine"
+
+
 async def test_an_unquoted_rejection_in_a_burst_fails_the_burst_promptly_and_cancels_it() -> None:
     # The documented limit of isolation: a warning that does not quote the parameter (an LM
     # Studio build that words it differently) about requests sent together cannot be told

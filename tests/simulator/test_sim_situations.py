@@ -206,7 +206,7 @@ async def test_an_error_aimed_at_a_channel_fails_that_prediction() -> None:
     [
         ("predict", {"delay": 2.0}, "'predict' is a channel: raw_result= and delay= apply to RPCs"),
         ("predict", {"raw_result": b"1"}, "is a channel"),
-        ("getModelInfo", {"reject": True}, "'getModelInfo' is an RPC: reject=True applies"),
+        ("getModelInfo", {"reject": True, "delay": 1.0}, "reject=True refuses the request"),
         ("getModelInf", {"delay": 1.0}, "not an endpoint of any namespace.*'getModelInfo'"),
         ("predict", {"namespace": "LLM", "reject": True}, "unknown namespace 'LLM'"),
         ("predict", {"namespace": "system", "reject": True}, "of the 'system' namespace"),
@@ -350,8 +350,36 @@ async def test_a_rejection_aimed_by_parameter_quotes_it_like_lm_studio(
 
 
 def test_a_fault_predicate_must_be_callable() -> None:
-    with pytest.raises(TypeError, match="when must be a callable"):
+    with pytest.raises(TypeError, match="when must be a plain function"):
         Simulator().fault_endpoint("predict", reject=True, when="second")  # type: ignore[arg-type]
+
+
+def test_an_async_fault_predicate_is_refused() -> None:
+    async def later(parameter: object) -> bool:
+        return True
+
+    with pytest.raises(TypeError, match="when must be a plain function"):
+        Simulator().fault_endpoint("predict", reject=True, when=later)  # type: ignore[arg-type]
+
+
+async def test_a_fault_predicate_sees_a_copy_of_the_parameter(simulator: Simulator) -> None:
+    def meddle(parameter: dict[str, Any]) -> bool:
+        parameter["history"]["messages"][-1]["content"][0]["text"] = "meddled"
+        return False
+
+    simulator.fault_endpoint("predict", reject=True, when=meddle)
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        assert (await model.respond("hi")).content == "You said: hi"
+
+
+async def test_a_rejection_aimed_at_an_rpc_quotes_its_parameter(simulator: Simulator) -> None:
+    simulator.fault_endpoint("tokenize", reject=True, when=lambda p: p["inputString"] == "bad")
+    async with lms.LMStudioClient(simulator.base_url) as client:
+        model = await client.llm.model(MODEL)
+        with pytest.raises(lms.LMStudioProtocolError, match="rpcParameterTypeError"):
+            await model.tokenize("bad")
+        assert await model.tokenize("good") != []
 
 
 async def test_a_fault_predicate_that_raises_hits_nothing_and_is_logged(
