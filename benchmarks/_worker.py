@@ -35,6 +35,9 @@ LLM = "qwen2.5-7b-instruct"
 # (a test keeps the two equal), not imported so the floor never imports lmstudio_async.
 FLOOR_READ_SIZE = 1024 * 1024
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+# Scenario 5: seconds every in-flight prediction gets to receive its first fragment (the
+# "arrival_limit" parameter overrides it).
+ARRIVAL_LIMIT = 120.0
 
 
 def rss_bytes() -> int:
@@ -326,12 +329,24 @@ async def memory(client: str, params: dict[str, Any]) -> dict[str, Any]:
         gc.collect()
         before = rss_bytes()
         tasks = [loop.create_task(c.predict(tag_of(i), 10, on_first)) for i in range(count)]
-        await asyncio.wait_for(all_in.wait(), timeout=120)
-        gc.collect()
-        after = rss_bytes()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        limit = params.get("arrival_limit", ARRIVAL_LIMIT)
+        try:
+            await asyncio.wait_for(all_in.wait(), timeout=limit)
+            gc.collect()
+            after = rss_bytes()
+        except asyncio.TimeoutError:  # the builtin only from Python 3.11
+            failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception()]
+            detail = f"; first failure: {failed[0].exception()!r}" if failed else ""
+            raise SystemExit(
+                f"only {arrived[0]:,} of {count:,} predictions got their first fragment within "
+                f"{limit:g} s ({len(failed):,} failed){detail}"
+            ) from None
+        finally:
+            # Also on failure: tasks left running when the client closes would each end
+            # with the client's "closed" error, logged as never retrieved, burying the cause.
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     return {"bytes_per_prediction": (after - before) / count}
 
 

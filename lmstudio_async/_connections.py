@@ -387,5 +387,7 @@ def _shared(error: Exception) -> Exception:
     return shared
 
 
-class _ClosedByClient(LMStudioConnectionError, LMStudioClientClosedError):
+class _ClosedByClient(
+    LMStudioConnectionError, LMStudioClientClosedError, shown_as=LMStudioClientClosedError
+):
     """In-flight work at client shutdown: both a connection loss and a closed client."""

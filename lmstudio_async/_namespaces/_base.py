@@ -316,13 +316,16 @@ class ModelNamespace(Generic[InfoT]):
             parameter["loadTtlMs"] = _ttl_ms(ttl)
         connection = await self._connection()
         channel = connection.open_channel("getOrLoad", parameter)
-        return await drive_load(
-            channel,
-            namespace=self._name,
-            model_key=model_key,
-            info_type=self._info_type,
-            on_progress=on_load_progress,
-        )
+        # A load span only if LM Studio has to load the model: finding it loaded is no load.
+        with _telemetry.possible_operation("load_model", model_key, self._source) as begin:
+            return await drive_load(
+                channel,
+                namespace=self._name,
+                model_key=model_key,
+                info_type=self._info_type,
+                on_progress=on_load_progress,
+                on_load_start=begin,
+            )
 
     async def _load_info(
         self,

@@ -24,6 +24,8 @@ from .._protocol.packets import (
     GetOrLoadSuccess,
     LoadProgress,
     LoadSuccess,
+    StartLoading,
+    UnloadingOtherJITModel,
     decode_packet,
     get_or_load_packets,
     load_model_packets,
@@ -100,11 +102,14 @@ async def drive_load(
     model_key: str,
     info_type: type[InfoT],
     on_progress: ProgressCallback | None,
+    on_load_start: Callable[[], None] | None = None,
 ) -> InfoT:
     """Read a ``loadModel`` or ``getOrLoad`` channel to its end and return the instance info.
 
-    Any way of leaving early (cancellation of the caller, a failing callback, a bad packet)
-    abandons the channel, which tells the server to stop loading.
+    ``on_load_start`` is called when ``getOrLoad`` turns out to load the model (never when LM
+    Studio answers that it is already loaded). Any way of leaving early (cancellation of the
+    caller, a failing callback, a bad packet) abandons the channel, which tells the server to
+    stop loading.
     """
     get_or_load = channel.endpoint == "getOrLoad"
     decoder: msgspec.json.Decoder[Any] = get_or_load_packets if get_or_load else load_model_packets
@@ -129,6 +134,8 @@ async def drive_load(
                 raise LMStudioProtocolError(
                     f"LM Studio sent a '{channel.endpoint}' packet this client cannot read: {exc}"
                 ) from exc
+            if on_load_start is not None and isinstance(packet, _LOADING):
+                on_load_start()
             if isinstance(packet, LoadSuccess | GetOrLoadSuccess | AlreadyLoaded):
                 if not isinstance(packet.info, info_type):
                     raise domain_mismatch_error(namespace, model_key)
@@ -142,6 +149,10 @@ async def drive_load(
     except BaseException:
         channel.abandon()
         raise
+
+
+# getOrLoad packets that mean LM Studio is loading the model (not answering from a loaded one).
+_LOADING = (StartLoading, UnloadingOtherJITModel, GetOrLoadProgress, GetOrLoadSuccess)
 
 
 def check_max_concurrency(max_concurrency: object) -> int:

@@ -25,6 +25,9 @@ def _loosened(cls: type[msgspec.Struct]) -> Any:
         annotation = str if get_origin(field.type) is Literal else field.type
         if field.default is not msgspec.NODEFAULT:
             fields.append((field.name, annotation, field.default))
+        elif field.default_factory is not msgspec.NODEFAULT:
+            factory = msgspec.field(default_factory=field.default_factory)
+            fields.append((field.name, annotation, factory))
         else:
             fields.append((field.name, annotation))
     return msgspec.defstruct(f"Lenient{cls.__name__}", fields, rename="camel", kw_only=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ __all__ = [
     "disable_opentelemetry",
     "enable_opentelemetry",
     "operation",
+    "possible_operation",
     "prediction",
 ]
 
@@ -56,6 +57,10 @@ class Telemetry(Protocol):
         self, operation: str, request_model: str, source: object
     ) -> contextlib.AbstractContextManager[None]: ...
 
+    def possible_operation(
+        self, operation: str, request_model: str, source: object
+    ) -> contextlib.AbstractContextManager[Callable[[], None]]: ...
+
 
 active: Telemetry | None = None
 # Set by disable_opentelemetry(): the program said no, so autodetection must not say yes.
@@ -83,6 +88,30 @@ def operation(name: str, request_model: str, source: object) -> Iterator[None]:
         yield
 
 
+def _not_reported() -> None:
+    pass
+
+
+@contextlib.contextmanager
+def possible_operation(
+    name: str, request_model: str, source: object
+) -> Iterator[Callable[[], None]]:
+    """Report an operation that may turn out not to be needed, e.g. the load in ``getOrLoad``
+    of a model that is already loaded.
+
+    The block calls the yielded ``begin()`` as soon as it knows the operation happens (LM
+    Studio started loading); only then is it reported, timed from the start of the block. A
+    block that fails (other than by cancellation) reports the failed operation even if it
+    never called ``begin()``; one that ends normally or is cancelled before that reports
+    nothing.
+    """
+    if active is None:
+        yield _not_reported
+        return
+    with active.possible_operation(name, request_model, source) as begin:
+        yield begin
+
+
 def enable_opentelemetry(
     *,
     tracer_provider: TracerProvider | None = None,
@@ -92,7 +121,9 @@ def enable_opentelemetry(
 
     Follows the OpenTelemetry GenAI semantic conventions: a ``CLIENT`` span per operation
     named ``"{gen_ai.operation.name} {gen_ai.request.model}"`` (``chat`` for ``respond()``,
-    ``text_completion`` for ``complete()``, ``embeddings``; model loads are ``load_model``)
+    ``text_completion`` for ``complete()``, ``embeddings``; model loads are ``load_model``,
+    for ``load()`` and for a ``model(key)`` that had to load the model, not for one that found
+    it loaded)
     with ``gen_ai.provider.name`` (``lmstudio``), ``server.address`` / ``server.port``, the
     request and response model, the request's sampling settings
     (``gen_ai.request.temperature``, ``max_tokens``, ``top_p``, ``top_k``,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -89,6 +89,44 @@ class OpenTelemetry:
                 span.set_attribute("lmstudio.cancelled", False)
             finally:
                 self.duration.record(time.perf_counter() - started, attributes)
+
+    @contextlib.contextmanager
+    def possible_operation(
+        self, operation: str, request_model: str, source: object
+    ) -> Iterator[Callable[[], None]]:
+        attributes = _base_attributes(operation, request_model, source)
+        started, started_ns = time.perf_counter(), time.time_ns()
+        span: Span | None = None
+
+        def begin() -> None:
+            nonlocal span
+            if span is None:
+                # Backdated to the request: the wait before LM Studio said it would load
+                # (finding the model, evicting a just-in-time one) is part of the load.
+                span = self.tracer.start_span(
+                    f"{operation} {request_model}",
+                    kind=SpanKind.CLIENT,
+                    attributes=attributes,
+                    start_time=started_ns,
+                    record_exception=False,
+                    set_status_on_exception=False,
+                )
+
+        try:
+            yield begin
+        except BaseException as exc:
+            if not _is_cancellation(exc):
+                begin()  # a failure is reported even before the operation was known needed
+            if span is not None:
+                _record_error(span, exc, attributes)
+            raise
+        else:
+            if span is not None:
+                span.set_attribute("lmstudio.cancelled", False)
+        finally:
+            if span is not None:
+                self.duration.record(time.perf_counter() - started, attributes)
+                span.end()
 
 
 class _PredictionSpan:

@@ -110,11 +110,7 @@ class _BaseModelEndpoints:
             return MISSING
         # `queued` counts the running request too, as LM Studio reports it; the status is that
         # of the oldest request, the one the model works on.
-        running = [
-            r
-            for r in conn.state.predictions
-            if r.status == "running" and r.model_identifier == instance.identifier
-        ]
+        running = conn.state.running_on(instance.identifier)
         embeddings = conn.state.embeddings_running.get(instance.identifier, 0)
         if running:
             status = "generating" if running[0].prompt_processed else "processingPrompt"

@@ -590,6 +590,7 @@ async def _run_prediction(
     try:
         instance = state.resolve("llm", req.specifier)
         record.model_identifier = instance.identifier
+        state.prediction_started(record)
         instance.touch()
         # Unloading the model (unloadModel, a JIT eviction) wakes the stream, which then
         # ends with LM Studio's "Model is unloaded." error.
@@ -641,6 +642,7 @@ async def _run_prediction(
         if forget_unload is not None:
             forget_unload()
         if instance is not None:
+            state.prediction_ended(record)
             # TTL is idle time: it counts from the end of the prediction, not its start.
             instance.touch()
         _predictions_log.info(

@@ -57,6 +57,11 @@ class ServerState:
         self.scripts: dict[str, deque[ScriptedReply]] = {}
         self.faults = Faults()
         self.predictions: list[PredictionRecord] = []
+        # Predictions under way, by the identifier of the instance they run on, oldest first
+        # (keyed by id(): records are unhashable dataclasses). Every model lookup asks which
+        # instances are busy: walking the whole history instead made each prediction cost
+        # more than the one before, so a long-running simulator slowed to a crawl.
+        self._running: dict[str, dict[int, PredictionRecord]] = {}
         # Testing-kit controls (see Simulator): rules, endpoint faults, pacing, context.
         self.rules: list[Rule] = []
         self.endpoint_faults: list[EndpointFault] = []
@@ -124,10 +129,23 @@ class ServerState:
         difference, and the state stays free of tasks. An instance that is generating is busy.
         """
         now = time.monotonic()
-        busy = {r.model_identifier for r in self.predictions if r.status == "running"}
         for instance in list(self.instances):
-            if instance.identifier not in busy and instance.idle_expired(now):
+            if instance.identifier not in self._running and instance.idle_expired(now):
                 self.unload(instance)
+
+    def prediction_started(self, record: PredictionRecord) -> None:
+        """``record`` runs on the instance ``record.model_identifier`` until
+        :meth:`prediction_ended`: that instance is busy (never unloaded for idling)."""
+        self._running.setdefault(record.model_identifier, {})[id(record)] = record
+
+    def prediction_ended(self, record: PredictionRecord) -> None:
+        running = self._running.get(record.model_identifier)
+        if running is not None and running.pop(id(record), None) is not None and not running:
+            del self._running[record.model_identifier]
+
+    def running_on(self, identifier: str) -> list[PredictionRecord]:
+        """The predictions running on the instance ``identifier``, oldest first."""
+        return list(self._running.get(identifier, {}).values())
 
     def add_variant(self, base_key: str, variant: ModelSpec) -> None:
         """Record a downloaded variant (``variant.model_key`` is its variant key) and list

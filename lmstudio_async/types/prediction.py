@@ -62,7 +62,9 @@ class CandidateToken(msgspec.Struct, rename="camel", kw_only=True, frozen=True, 
     log_prob: float
 
 
-class PredictionToken(msgspec.Struct, rename="camel", kw_only=True, frozen=True, gc=False):
+class PredictionToken(
+    msgspec.Struct, rename="camel", kw_only=True, frozen=True, omit_defaults=True, gc=False
+):
     """One generated token and its sampling data (TypeScript SDK: ``LLMToken``).
 
     ``log_prob`` (natural log) and ``candidates`` (the most likely tokens the sampler
@@ -76,19 +78,32 @@ class PredictionToken(msgspec.Struct, rename="camel", kw_only=True, frozen=True,
     candidates: list[CandidateToken] | None = None
 
 
-class PredictionFragment(msgspec.Struct, rename="camel", kw_only=True, gc=False):
+def _no_reasoning() -> ReasoningType:
+    return "none"
+
+
+class PredictionFragment(
+    msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True, gc=False
+):
     """A piece of streamed output, decoded directly from the wire ``fragment`` object.
 
     ``is_structural`` defaults to ``False`` for servers that predate it. ``tokens`` lists the
     fragment's tokens with their log-probabilities when the prediction was made with
     ``config={"log_probs": N}`` on a LM Studio that reports them; otherwise it is ``None``.
+
+    Encoded (``msgspec.json.encode(fragment)``, e.g. to forward it), it is LM Studio's wire
+    object again: the five fields LM Studio always sends, and ``tokens`` only when present.
     """
 
     content: str
-    tokens_count: int = 0
-    contains_drafted: bool = False
-    reasoning_type: ReasoningType = "none"
-    is_structural: bool = False
+    # msgspec has no "omit None" switch (jcrist/msgspec#633): with omit_defaults, a field is
+    # left out when it holds its default value, but never when the default comes from a
+    # factory of a non-collection type. So the five fields LM Studio always sends are always
+    # encoded, and ``tokens`` only when it is not None, as LM Studio sends it.
+    tokens_count: int = msgspec.field(default_factory=int)
+    contains_drafted: bool = msgspec.field(default_factory=bool)
+    reasoning_type: ReasoningType = msgspec.field(default_factory=_no_reasoning)
+    is_structural: bool = msgspec.field(default_factory=bool)
     tokens: list[PredictionToken] | None = None
 
 

@@ -70,7 +70,7 @@ class LMLinkDevice(msgspec.Struct, kw_only=True, frozen=True):
     connected: bool
 
 
-class LMLinkStatus(msgspec.Struct, rename="camel", kw_only=True, frozen=True):
+class LMLinkStatus(msgspec.Struct, rename="camel", kw_only=True, frozen=True, omit_defaults=True):
     """What ``client.repository.lm_link.status()`` returns (LM Studio's ``lmLinkStatus``).
 
     ``status`` is ``"offline"``, ``"starting"``, ``"online"`` or ``"stopping"``; ``issues``

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import importlib
 import inspect
 import pickle
+import pkgutil
 import subprocess
 import sys
 import traceback
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import lmstudio_async as lms
+from lmstudio_async.testing import Faults, Simulator
 from lmstudio_async.types import prediction as prediction_types
 
 pytestmark = pytest.mark.anyio
@@ -42,6 +45,61 @@ def test_exceptions_print_under_the_public_module() -> None:
         if isinstance(value, type) and issubclass(value, lms.LMStudioError):
             assert value.__module__ == "lmstudio_async", name
             assert getattr(lms, value.__qualname__) is value  # so pickle finds it
+
+
+def _every_error_class() -> list[type[lms.LMStudioError]]:
+    # Import every module first: private errors live wherever they are raised.
+    for module in pkgutil.walk_packages(lms.__path__, "lmstudio_async."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    found: list[type[lms.LMStudioError]] = []
+    todo: list[type[lms.LMStudioError]] = [lms.LMStudioError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def test_every_error_the_package_raises_prints_as_a_public_class_it_can_be_caught_as() -> None:
+    classes = _every_error_class()
+    assert len(classes) > len([n for n in lms.__all__ if n.endswith("Error")])  # privates too
+    for cls in classes:
+        assert cls.__module__ == "lmstudio_async", cls
+        public = getattr(lms, cls.__qualname__)
+        assert issubclass(cls, public), cls
+        assert cls.__name__ == cls.__qualname__
+
+
+async def test_an_operation_cut_off_by_aclose_names_the_public_closed_error(
+    simulator: Simulator,
+) -> None:
+    simulator.faults = Faults(stall_after_fragments=1)
+    client = lms.LMStudioClient(simulator.base_url)
+    model = await client.llm.model("qwen2.5-7b-instruct")
+    prediction = model.respond("Hi")
+    await anext(aiter(prediction))
+    await client.aclose()
+    with pytest.raises(lms.LMStudioClientClosedError) as caught:
+        await prediction
+    error = caught.value
+    assert isinstance(error, lms.LMStudioConnectionError)  # the socket went away under it too
+    (line,) = traceback.format_exception_only(type(error), error)
+    assert line.startswith("lmstudio_async.LMStudioClientClosedError: The LMStudioClient was")
+    assert repr(error).startswith("LMStudioClientClosedError(")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert isinstance(copy, lms.LMStudioClientClosedError)
+    assert isinstance(copy, lms.LMStudioConnectionError)
+    assert copy.args == error.args
+
+
+def test_a_user_subclass_of_the_sdk_errors_keeps_its_own_name() -> None:
+    class AppError(lms.LMStudioError):
+        pass
+
+    assert AppError.__module__ == __name__
+    assert AppError.__qualname__.endswith("AppError")
 
 
 def test_exceptions_still_pickle() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 
 import anyio
 import pytest
 
 import lmstudio_async as lms
-from lmstudio_async.testing import Simulator
+from lmstudio_async._mux._connection import ABANDON_GRACE
+from lmstudio_async.testing import Faults, Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -112,6 +114,47 @@ async def test_a_cancelled_owner_task_closes_promptly_despite_a_slow_hook(
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert anyio.current_time() - started < 4
+
+
+# -- closing with cancelled predictions still in their cancel grace ----------------------------
+
+
+async def test_closing_right_after_cancelling_unconfirmed_predictions_raises_nothing(
+    simulator: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The benchmark's memory scenario as a user writes it: many predictions in flight on a
+    # server that never confirms a cancel, every task cancelled and gathered, then the client
+    # closed while each cancelled prediction still waits out its grace for LM Studio's end.
+    simulator.faults = Faults(stall_after_fragments=1, ignore_cancel=True)
+    count = 200
+    arrived = 0
+    all_in = anyio.Event()
+
+    async def predict(model: lms.LLM, tag: str) -> None:
+        nonlocal arrived
+        async for _ in model.respond(tag):
+            arrived += 1
+            if arrived == count:
+                all_in.set()
+
+    with caplog.at_level(logging.WARNING):
+        async with lms.LMStudioClient(simulator.base_url) as client:
+            model = await client.llm.model(MODEL)
+            tasks = [asyncio.create_task(predict(model, f"p{i}")) for i in range(count)]
+            with anyio.fail_after(30):
+                await all_in.wait()
+            for task in tasks:
+                task.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
+            assert client._open_channel_count() == count  # all unconfirmed, in their grace
+            started = anyio.current_time()
+        # Closing fails the abandoned channels without waiting out their grace.
+        assert anyio.current_time() - started < ABANDON_GRACE / 2
+        del tasks, outcomes
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    await simulator.wait_for(lambda: simulator.connection_count() == 0)
 
 
 # -- item 15: asyncio only, said clearly ---------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,7 +41,8 @@ class Telemetry:
     def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
         """(attributes, data point) of every data point of the metric ``name``."""
         data = self.metrics.get_metrics_data()
-        assert data is not None
+        if data is None:  # nothing recorded at all
+            return []
         return [
             (dict(point.attributes or {}), point)
             for resource in data.resource_metrics
@@ -250,6 +252,67 @@ async def test_completion_embedding_and_load_get_their_spans(
         attributes = dict(span.attributes or {})
         assert attributes["gen_ai.provider.name"] == "lmstudio"
         assert attributes["server.port"] == client_port(client)
+
+
+async def test_a_model_call_that_loads_the_model_records_the_load(
+    telemetry: Telemetry, client: lms.LMStudioClient
+) -> None:
+    started = time.time_ns()
+    await client.llm.model("google/gemma-3-4b")  # downloaded, not loaded: LM Studio loads it
+    (span,) = telemetry.finished()
+    assert span.name == "load_model google/gemma-3-4b"
+    assert span.kind is SpanKind.CLIENT
+    assert span.start_time is not None
+    assert span.start_time >= started
+    attributes = dict(span.attributes or {})
+    assert attributes["gen_ai.operation.name"] == "load_model"
+    assert attributes["gen_ai.request.model"] == "google/gemma-3-4b"
+    assert attributes["server.port"] == client_port(client)
+    assert attributes["lmstudio.cancelled"] is False
+    assert span.status.status_code is not StatusCode.ERROR
+    ((metric_attributes, _),) = telemetry.points("gen_ai.client.operation.duration")
+    assert metric_attributes["gen_ai.operation.name"] == "load_model"
+
+
+async def test_a_model_call_that_finds_the_model_loaded_records_no_load(
+    telemetry: Telemetry, client: lms.LMStudioClient
+) -> None:
+    await client.llm.model(MODEL)  # loaded already: LM Studio answers alreadyLoaded
+    await client.embedding.model("text-embedding-nomic-embed-text-v1.5")
+    assert telemetry.finished() == []
+    assert telemetry.points("gen_ai.client.operation.duration") == []
+
+
+async def test_a_model_call_cancelled_while_loading_records_a_cancelled_load(
+    telemetry: Telemetry,
+) -> None:
+    # The first progress (a quarter) comes after 2 s; the load would end 6 s later.
+    async with Simulator(load_duration=8) as sim, lms.LMStudioClient(sim.base_url) as client:
+        loading = anyio.Event()
+        task = asyncio.create_task(
+            client.llm.model("google/gemma-3-4b", on_load_progress=lambda _: loading.set())
+        )
+        with anyio.fail_after(30):
+            await loading.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    (span,) = telemetry.finished()
+    assert span.name == "load_model google/gemma-3-4b"
+    assert span.status.status_code is not StatusCode.ERROR
+    assert dict(span.attributes or {})["lmstudio.cancelled"] is True
+
+
+async def test_a_model_call_for_a_model_not_downloaded_records_the_failed_load(
+    telemetry: Telemetry, client: lms.LMStudioClient
+) -> None:
+    with pytest.raises(lms.LMStudioModelNotFoundError):
+        await client.llm.model("no-such-model")
+    (span,) = telemetry.finished()
+    assert span.name == "load_model no-such-model"
+    assert span.status.status_code is StatusCode.ERROR
+    attributes = dict(span.attributes or {})
+    assert attributes["error.type"] == "lmstudio_async.LMStudioModelNotFoundError"
 
 
 async def test_nothing_is_recorded_when_telemetry_is_off(model: lms.LLM) -> None:

@@ -384,7 +384,10 @@ def test_a_generating_instance_is_busy_however_short_its_ttl() -> None:
         config_stack={"layers": []},
     )
     state.predictions.append(record)
+    state.prediction_started(record)
     assert [i.identifier for i in state.loaded()] == ["gemma"]
+    state.prediction_ended(record)
+    assert state.loaded() == []  # idle again, and long past its TTL
 
 
 # ---- upload file types -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from lmstudio_async.types import (
     EmbeddingModelInstanceInfo,
     LLMInfo,
     LLMInstanceInfo,
+    LMLinkStatus,
     ModelInfo,
     ModelInstanceInfo,
     PredictionFragment,
@@ -146,16 +147,69 @@ def test_fragment_without_is_structural_and_with_newer_tokens() -> None:
     assert fragment.reasoning_type == "reasoningStartTag"
 
 
-def test_fragment_encodes_all_five_fields() -> None:
+def test_fragment_encodes_all_five_fields_and_no_null_tokens() -> None:
     encoded = json.loads(msgspec.json.encode(PredictionFragment(content="a")))
+    # LM Studio sends these five always, and `tokens` only when the prediction asked for
+    # log_probs: never as null.
     assert encoded == {
         "content": "a",
         "tokensCount": 0,
         "containsDrafted": False,
         "reasoningType": "none",
         "isStructural": False,
-        "tokens": None,  # only filled when the prediction asked for log_probs
     }
+
+
+WIRE_FRAGMENTS = [
+    {
+        "content": "1",
+        "tokensCount": 1,
+        "containsDrafted": False,
+        "reasoningType": "none",
+        "isStructural": False,
+    },
+    {
+        "content": " hi!",
+        "tokensCount": 2,
+        "containsDrafted": True,
+        "reasoningType": "reasoning",
+        "isStructural": False,
+        "tokens": [
+            {
+                "text": " hi",
+                "id": 7,
+                "logProb": -0.25,
+                "candidates": [
+                    {"text": " hi", "id": 7, "logProb": -0.25},
+                    {"text": " yo", "id": 9, "logProb": -1.5},
+                ],
+            },
+            {"text": "!", "id": 3},  # a token without log-probabilities
+        ],
+    },
+]
+
+
+@pytest.mark.parametrize("wire", WIRE_FRAGMENTS)
+def test_a_fragment_forwarded_as_json_is_what_lm_studio_sent(wire: dict[str, object]) -> None:
+    fragment = msgspec.json.decode(json.dumps(wire), type=PredictionFragment)
+    encoded = msgspec.json.encode(fragment)
+    assert json.loads(encoded) == wire  # no field added (no null), none lost
+    assert msgspec.json.decode(encoded, type=PredictionFragment) == fragment
+
+
+def test_lm_link_status_encodes_without_the_fields_lm_studio_left_out() -> None:
+    wire = {
+        "status": "online",
+        "issues": [],
+        "peers": [{"deviceIdentifier": "d2", "deviceName": "Desk", "status": "connected"}],
+        "deviceIdentifier": None,  # sent as null until LM Link has registered this machine
+        "deviceName": "Laptop",
+    }
+    status = msgspec.json.decode(json.dumps(wire), type=LMLinkStatus)
+    encoded = msgspec.json.encode(status)
+    assert json.loads(encoded) == wire
+    assert msgspec.json.decode(encoded, type=LMLinkStatus) == status
 
 
 def test_fragment_tokens_decode_with_and_without_log_probs() -> None:
