@@ -70,10 +70,13 @@ TransportFactory = Callable[[str], Awaitable[Transport]]
 
 
 class _PendingCall:
-    __slots__ = ("endpoint", "future")
+    # The frame stays until the call ends (RPC parameters are small and calls short): a
+    # rejection quoting it is about this call, whatever LM Studio answered in between.
+    __slots__ = ("endpoint", "frame", "future")
 
-    def __init__(self, endpoint: str, future: asyncio.Future[Payload]) -> None:
+    def __init__(self, endpoint: str, frame: bytes, future: asyncio.Future[Payload]) -> None:
         self.endpoint = endpoint
+        self.frame = frame
         self.future = future
 
 
@@ -125,7 +128,7 @@ class Connection:
         self._barrier_wanted = False
         self._warnings_seen = 0
         self._unknown_endpoints: set[str] = set()
-        # The frames of requests not yet known to have passed validation, by id (ascending):
+        # The frames of channels not yet known to have passed validation, by id (ascending):
         # a rejection quotes the refused parameter, and these are what it is compared with.
         # Dropped as soon as LM Studio answers anything sent after them (a round trip).
         self._unconfirmed: dict[int, bytes] = {}
@@ -458,8 +461,7 @@ class Connection:
         call_id = next(self._ids)
         frame = encode_request(encode_rpc_call, endpoint, call_id, parameter)
         future: asyncio.Future[Payload] = self._loop.create_future()
-        self._calls[call_id] = _PendingCall(endpoint, future)
-        self._unconfirmed[call_id] = frame
+        self._calls[call_id] = _PendingCall(endpoint, frame, future)
         try:
             self.enqueue(frame)
             rpc_timeout = self.timeouts.rpc
@@ -474,7 +476,6 @@ class Connection:
         finally:
             # Also on cancellation: a late result for this id is then simply ignored.
             self._calls.pop(call_id, None)
-            self._unconfirmed.pop(call_id, None)
             if self._warnings_seen >= WARNING_BUDGET:
                 self._close_if_retired()
 
@@ -626,9 +627,18 @@ class Connection:
         # sent before one it answered: only later ones can be the rejected one.
         rpc = kind.startswith("rpc")
         suspects = self._suspects(rpc=rpc, endpoint=endpoint)
-        # An unknown endpoint refuses every request to it, and none of them runs; otherwise
-        # the parameter LM Studio quotes names the one.
-        named = suspects if endpoint_unknown else self._quoted(warning, suspects)
+        if endpoint_unknown:
+            # An unknown endpoint refuses every request to it, and none of them runs.
+            named = suspects
+            if endpoint is not None:
+                named = self._suspects(rpc=rpc, endpoint=endpoint, after=0)
+        else:
+            # The parameter LM Studio quotes names the one. An RPC is found by it even if LM
+            # Studio answered later calls first (a check that finished after theirs).
+            quoted = self._quoted(
+                warning, self._suspects(rpc=True, endpoint=endpoint, after=0) if rpc else suspects
+            )
+            named = quoted or suspects
         ambiguous = len(named) > 1 and not endpoint_unknown
         if ambiguous:
             # No quote to go by, and sent before LM Studio answered anything after them: which
@@ -661,13 +671,16 @@ class Connection:
             for request_id in self._suspects(rpc=rpc, endpoint=endpoint):
                 self._fail_request(request_id, unreportable, cancel=True)
 
-    def _suspects(self, *, rpc: bool, endpoint: str | None) -> list[int]:
+    def _suspects(self, *, rpc: bool, endpoint: str | None, after: int | None = None) -> list[int]:
         """The RPCs or channels (to ``endpoint``, if known) that may be a rejected request:
-        sent after everything LM Studio is known to have taken, and not heard from since."""
-        floor = max(
-            [self._processed_upto]
-            + [channel_id for channel_id, c in self._channels.items() if c.packets_received]
-        )
+        sent after ``after`` (default: everything LM Studio is known to have taken), and not
+        heard from since."""
+        floor = after
+        if floor is None:
+            floor = max(
+                [self._processed_upto]
+                + [channel_id for channel_id, c in self._channels.items() if c.packets_received]
+            )
         if rpc:
             return [
                 call_id
@@ -689,7 +702,6 @@ class Connection:
         may have taken after all is cancelled there first when ``cancel``."""
         call = self._calls.pop(request_id, None)
         if call is not None:
-            self._unconfirmed.pop(request_id, None)
             if not call.future.done():
                 call.future.set_exception(error(call.endpoint))
             return
@@ -699,22 +711,22 @@ class Connection:
         channel._finish(error(channel.endpoint))
 
     def _quoted(self, warning: str, request_ids: list[int]) -> list[int]:
-        """Of the requests that may be the rejected one, the one the warning quotes.
+        """Of the requests that may be the rejected one, the one the warning quotes (``[]``
+        if it quotes none of them, or nothing usable).
 
         LM Studio quotes the refused parameter, and it judges the same parameter the same way
         every time: the oldest request that sent exactly it is the one (an identical later one
-        gets its own warning). Without a usable quote, or if none matches, all stay suspects.
+        gets its own warning).
         """
-        if len(request_ids) <= 1:
-            return request_ids
         quoted = echoed_parameter(warning)
         if quoted is NO_PARAMETER:
-            return request_ids
+            return []
         for request_id in request_ids:
-            frame = self._unconfirmed.get(request_id)
+            call = self._calls.get(request_id)
+            frame = call.frame if call is not None else self._unconfirmed.get(request_id)
             if frame is not None and same_json(sent_parameter(frame), quoted):
                 return [request_id]
-        return request_ids
+        return []
 
     def _close_if_retired(self) -> None:
         if self.retired and not self._channels and not self._calls and self._failure is None:

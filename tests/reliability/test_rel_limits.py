@@ -267,6 +267,46 @@ async def test_identical_rejected_requests_in_a_burst_each_fail_alone(
         assert {p.status for p in simulator.predictions} == {"finished"}
 
 
+async def test_an_rpc_rejection_after_later_calls_were_answered_still_fails_that_call() -> None:
+    # LM Studio's check of a call may finish after it answered a later one: the answer moves
+    # the "already validated" mark past the refused call, but the quote still names it.
+    held: list[dict[str, Any]] = []
+
+    async def handler(end: ServerEnd) -> None:
+        await end.accept_auth()
+        while True:
+            frame = await end.receive_json()
+            if frame["type"] != "rpcCall" or frame["endpoint"] != "tokenize":
+                if frame["type"] == "rpcCall":
+                    await _answer_rpc(end, frame)
+                continue
+            held.append(frame)
+            if len(held) < 2:
+                continue
+            bad, good = sorted(held, key=lambda call: call["parameter"]["inputString"] != "bad")
+            await end.send_json(
+                {"type": "rpcResult", "callId": good["callId"], "result": {"tokens": [1]}}
+            )
+            quoted = json.dumps(bad["parameter"], separators=(",", ":"))
+            await end.send_json(
+                {
+                    "type": "communicationWarning",
+                    "kind": "rpcParameterTypeError",
+                    "warning": "Received invalid parameter for rpcCall, endpointName = tokenize, "
+                    f"parameter = {quoted}. Zod error:\n\n  - parameter.inputString: bad",
+                }
+            )
+
+    async with serve_raw(handler) as server, lms.LMStudioClient(server.base_url) as client:
+        model = await client.llm.model()
+        with anyio.fail_after(10):  # not Timeouts.rpc's 60 s
+            outcomes = await asyncio.gather(
+                model.tokenize("bad"), model.tokenize("good"), return_exceptions=True
+            )
+        assert isinstance(outcomes[0], lms.LMStudioProtocolError)
+        assert outcomes[1] == [1]
+
+
 async def test_more_rejections_in_a_burst_than_warnings_left_never_hang(
     simulator: Simulator,
 ) -> None:
