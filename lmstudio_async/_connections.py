@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._discovery import BaseUrl, configured_base_url, discover
-from ._errors import LMStudioClientClosedError, LMStudioConnectionError
+from ._errors import LMStudioClientClosedError
 from ._mux import Connection
 from ._protocol.auth import Credentials
 from ._timeouts import Timeouts
@@ -186,7 +186,7 @@ class ConnectionPool:
                 self._opening.discard(opening)
         if self._closed or connection is None:
             if connection is not None:  # it connected just as the client closed
-                connection.close(_ClosedByClient("The LMStudioClient was closed."))
+                connection.close(LMStudioClientClosedError("The LMStudioClient was closed."))
             raise LMStudioClientClosedError(
                 "This LMStudioClient was closed while this call was connecting to LM Studio."
             )
@@ -320,7 +320,9 @@ class ConnectionPool:
         self._closed = True
         for opening in list(self._opening):
             opening.cancel()
-        reason = _ClosedByClient("The LMStudioClient was closed while this operation was running.")
+        reason = LMStudioClientClosedError(
+            "The LMStudioClient was closed while this operation was running."
+        )
         for connection in list(self._connections.values()):
             connection.close(reason)
         self._connections.clear()
@@ -385,9 +387,3 @@ def _shared(error: Exception) -> Exception:
         return error
     shared.__cause__ = error.__cause__
     return shared
-
-
-class _ClosedByClient(
-    LMStudioConnectionError, LMStudioClientClosedError, shown_as=LMStudioClientClosedError
-):
-    """In-flight work at client shutdown: both a connection loss and a closed client."""

@@ -5,23 +5,20 @@ Every exception the SDK raises on purpose derives from :class:`LMStudioError`::
     LMStudioError
     ├── LMStudioConnectionError (also ConnectionError)   socket could not open, or dropped
     │   ├── LMStudioNotFoundError                         no LM Studio answered on any host
-    │   └── LMStudioAuthenticationError                   the server refused the credentials
+    │   ├── LMStudioAuthenticationError                   the server refused the credentials
+    │   └── LMStudioClientClosedError                     the client was closed (aclose())
     ├── LMStudioTimeoutError (also TimeoutError)          a phase took longer than its deadline
     ├── LMStudioServerError                               the server reported an error
     │   ├── LMStudioModelNotFoundError                    no model matches the key or query
     │   ├── LMStudioPresetNotFoundError                   the named preset does not exist
     │   └── LMStudioChannelError                          an operation's channel ended abnormally
     ├── LMStudioProtocolError                             the server sent something unusable
+    │   └── LMStudioRequestRejectedError                  LM Studio refused a request outright
     ├── LMStudioStructuredOutputError                     a reply did not match response_format
     ├── LMStudioToolCallError                             a tool call was invalid or its tool failed
-    ├── LMStudioClientClosedError                         the client was closed (or used after)
     ├── LMStudioUsageError (also ValueError)              the caller passed something invalid
     │   └── LMStudioConfigError                           an invalid prediction / load config
     └── LMStudioCancelledError                            the operation was cancelled on request
-
-Every public error is defined here. A private subclass defined elsewhere (for instance the
-error of an operation cut off by ``aclose()``, both a connection error and a closed-client
-error) shows itself under the public name users can catch.
 
 Lower-layer exceptions (aiohttp, msgspec, OSError) are converted at the layer boundary with
 ``raise ... from exc``; no user-facing layer lets them through.
@@ -29,9 +26,8 @@ Lower-layer exceptions (aiohttp, msgspec, OSError) are converted at the layer bo
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 __all__ = [
     "LMStudioAuthenticationError",
@@ -45,6 +41,7 @@ __all__ = [
     "LMStudioNotFoundError",
     "LMStudioPresetNotFoundError",
     "LMStudioProtocolError",
+    "LMStudioRequestRejectedError",
     "LMStudioServerError",
     "LMStudioStructuredOutputError",
     "LMStudioTimeoutError",
@@ -54,52 +51,21 @@ __all__ = [
 ]
 
 
-_PUBLIC_MODULE = __name__.rpartition(".")[0]  # "lmstudio_async"
-
-
 class LMStudioError(Exception):
     """Root of every exception raised by lmstudio_async."""
 
-    # Set on private subclasses only (see __init_subclass__): (module, qualified name).
-    _defined_at: ClassVar[tuple[str, str]]
-
-    def __init_subclass__(
-        cls, *, shown_as: type[LMStudioError] | None = None, **kwargs: Any
-    ) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.__module__ == __name__ or not cls.__module__.startswith(_PUBLIC_MODULE + "."):
-            # A public error (lmstudio_async/__init__.py names the module users import), or
-            # a user's own subclass: either keeps its name.
-            return
-        # A private refinement defined elsewhere (an error that is two public ones at once, or
-        # one carrying internal details): tracebacks, reprs, logs and telemetry name the public
-        # class a user can import and catch (``shown_as``, else its nearest public base), never
-        # a private module path.
-        public = shown_as or next(
-            base
-            for base in cls.__mro__[1:]
-            if base.__module__ in (__name__, _PUBLIC_MODULE) and not base.__name__.startswith("_")
-        )
-        # Pickle finds a class by its module and name: remember where the real one lives.
-        cls._defined_at = (cls.__module__, cls.__qualname__)
-        cls.__module__ = _PUBLIC_MODULE
-        cls.__name__ = cls.__qualname__ = public.__name__
-
-    def __reduce__(self) -> str | tuple[Any, ...]:
-        reduced = super().__reduce__()
-        defined_at = type(self).__dict__.get("_defined_at")
-        if defined_at is None or not isinstance(reduced, tuple):
-            return reduced
-        # A private refinement: rebuilt as itself (not as the public class it is shown as).
-        return (_rebuild_private_error, (defined_at, self.args), *reduced[2:])
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle and copy rebuild an exception as ``cls(*args)``, which an error whose
+        # __init__ takes keyword-only details cannot take: rebuild it from its args and
+        # attributes instead, whatever its __init__ wants (a process pool, a task queue).
+        return (_rebuild_error, (type(self), self.args), self.__dict__ or None)
 
 
-def _rebuild_private_error(defined_at: tuple[str, str], args: tuple[Any, ...]) -> LMStudioError:
-    module, qualname = defined_at
-    cls = getattr(importlib.import_module(module), qualname)
-    # As BaseException unpickles: arguments to __new__ (which sets .args), then the instance
-    # __dict__ restored by pickle; __init__ may want keywords that are only in that __dict__.
-    error: LMStudioError = cls.__new__(cls, *args)
+def _rebuild_error(cls: type[LMStudioError], args: tuple[Any, ...]) -> LMStudioError:
+    # Not __init__ (it may want keywords); pickle then restores __dict__ (the details).
+    # args is set here: OSError's __new__ leaves it to an __init__ a subclass overrode.
+    error = cls.__new__(cls, *args)
+    error.args = args
     return error
 
 
@@ -166,6 +132,26 @@ class LMStudioProtocolError(LMStudioError):
     """The server sent something this client cannot interpret for the current operation."""
 
 
+class LMStudioRequestRejectedError(LMStudioProtocolError):
+    """LM Studio refused a request outright: an endpoint it does not know, or a parameter it
+    considers invalid. It says so only with a ``communicationWarning``, quoted in the message.
+
+    ``kind`` is LM Studio's warning kind (``"channelCreationParameterTypeError"``,
+    ``"rpcEndpointUnknown"``...) and ``endpoint`` the refused wire endpoint (``"predict"``).
+    Usually the LM Studio app is older than this SDK: updating LM Studio is the fix.
+    """
+
+    def __init__(self, message: str, *, kind: str, endpoint: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.endpoint = endpoint
+
+    @property
+    def endpoint_unknown(self) -> bool:
+        """Whether LM Studio does not know (or does not handle) the endpoint at all."""
+        return self.kind.endswith(("EndpointUnknown", "EndpointUnhandled"))
+
+
 class LMStudioStructuredOutputError(LMStudioError):
     """The model's reply does not decode or validate as the requested ``response_format``.
 
@@ -188,9 +174,10 @@ class LMStudioToolCallError(LMStudioError):
     """
 
 
-class LMStudioClientClosedError(LMStudioError):
-    """The client was used after ``aclose()`` (create a new ``LMStudioClient``), or it was
-    closed while this operation ran (then the error is a :class:`LMStudioConnectionError` too).
+class LMStudioClientClosedError(LMStudioConnectionError):
+    """The client was closed: used after ``aclose()`` (create a new ``LMStudioClient``), or
+    closed while this operation was running. A connection error, as the operation's connection
+    is gone: code that retries on :class:`LMStudioConnectionError` should check for it first.
     """
 
 

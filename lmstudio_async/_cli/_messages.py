@@ -13,6 +13,7 @@ import os
 from .._discovery import BASE_URL_ENV_VAR
 from .._errors import (
     LMStudioAuthenticationError,
+    LMStudioClientClosedError,
     LMStudioConnectionError,
     LMStudioError,
     LMStudioModelNotFoundError,
@@ -68,6 +69,8 @@ def _describe(error: LMStudioError, args: argparse.Namespace) -> str:
             f"LM Studio at {where} did not answer {within}. Check that it is running there, "
             "or allow longer with --timeout SECONDS."
         )
+    if isinstance(error, LMStudioClientClosedError):
+        return one_line(error)
     if isinstance(error, LMStudioConnectionError):
         cause = error.__cause__
         status = getattr(cause, "status", None)

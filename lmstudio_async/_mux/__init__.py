@@ -1,6 +1,6 @@
 """One namespace socket -> many channels and RPCs: id allocation, routing, failure fan-out."""
 
 from ._channel import Channel, ChannelClosed
-from ._connection import Connection, EndpointRejected
+from ._connection import Connection
 
-__all__ = ["Channel", "ChannelClosed", "Connection", "EndpointRejected"]
+__all__ = ["Channel", "ChannelClosed", "Connection"]

@@ -53,6 +53,7 @@ class Channel:
         "endpoint",
         "id",
         "packets_received",
+        "resend_parameter",
         "takes_fragments",
     )
 
@@ -73,6 +74,9 @@ class Channel:
         self.packets_received = 0
         # Set for prediction channels: the receive loop may buffer a decoded FragmentPacket.
         self.takes_fragments = False
+        # Set when the connection withdrew this request before LM Studio said anything about
+        # it (its socket ran out of warnings): the creation parameter, to send it again.
+        self.resend_parameter: msgspec.Raw | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._end is None else type(self._end).__name__

@@ -18,6 +18,7 @@ from .._errors import (
     LMStudioChannelError,
     LMStudioConnectionError,
     LMStudioProtocolError,
+    LMStudioRequestRejectedError,
     LMStudioTimeoutError,
     server_error_from_payload,
 )
@@ -44,7 +45,7 @@ from ._rejections import (
     NO_PARAMETER,
     REJECTING_KINDS,
     WARNING_BUDGET,
-    EndpointRejected,
+    creation_parameter,
     echoed_parameter,
     readable_warning,
     same_json,
@@ -53,7 +54,7 @@ from ._rejections import (
 )
 from ._requests import encode_request
 
-__all__ = ["ABANDON_GRACE", "Connection", "EndpointRejected"]
+__all__ = ["ABANDON_GRACE", "Connection"]
 
 logger = logging.getLogger("lmstudio_async")
 
@@ -342,8 +343,17 @@ class Connection:
                 self._outbox_waiter = None
 
     def open_channel(self, endpoint: str, parameter: Any = msgspec.UNSET) -> Channel:
-        """Register a channel, then queue its ``channelCreate`` (waiter before send, §2.4)."""
+        """Register a channel, then queue its ``channelCreate`` (waiter before send, §2.4).
+
+        Raises :class:`LMStudioConnectionError` once the socket is closed or retired (see
+        :attr:`retired`): a request sent there could be refused without a word.
+        """
         self._check_alive()
+        if self.retired:
+            raise LMStudioConnectionError(
+                "This socket to LM Studio was retired (its five warnings are used up); the next "
+                "call uses a fresh connection: retry it."
+            )
         channel_id = next(self._ids)
         # Encoded before it is registered: input that cannot be sent leaves nothing behind.
         frame = encode_request(encode_channel_create, endpoint, channel_id, parameter)
@@ -603,6 +613,8 @@ class Connection:
         self._warnings_seen += 1
         if kind in REJECTING_KINDS:
             self._on_rejection(kind, warning.warning)
+        if self._warnings_seen == WARNING_BUDGET:
+            self._withdraw_unvouched()
         if self.retired:
             logger.debug("LM Studio's warning budget on %s is used up; retiring it", self.url)
             self._close_if_retired()
@@ -615,8 +627,8 @@ class Connection:
             self._unknown_endpoints.add(endpoint)
         said = readable_warning(warning)
 
-        def rejected(name: str) -> EndpointRejected:
-            return EndpointRejected(
+        def rejected(name: str) -> LMStudioRequestRejectedError:
+            return LMStudioRequestRejectedError(
                 f"LM Studio rejected the request to '{name}' ({kind}): {said}. This usually "
                 "means the LM Studio app is older than this SDK expects; update LM Studio.",
                 kind=kind,
@@ -651,25 +663,30 @@ class Connection:
             )
         for request_id in named:
             self._fail_request(request_id, rejected, cancel=ambiguous)
-        if self.retired:
-            # That was LM Studio's last warning on this socket: should another request sent
-            # with these have been refused too, nothing will ever say so. Those to the same
-            # endpoint (most likely refused alike: an older LM Studio refuses them all) fail now
-            # instead of waiting forever. Others are left to run: an RPC still has its deadline;
-            # a prediction to another endpoint refused in that same instant is the limit the
-            # README's Guarantees state.
-            def unreportable(name: str) -> EndpointRejected:
-                return EndpointRejected(
-                    f"LM Studio rejected a request to '{name}' sent together with this one "
-                    f"({kind}: {said}) and has no warnings left on this socket to say whether "
-                    "it refused this one too, so this one was cancelled. Retrying it uses a "
-                    "fresh connection.",
-                    kind=kind,
-                    endpoint=name,
-                )
 
-            for request_id in self._suspects(rpc=rpc, endpoint=endpoint):
-                self._fail_request(request_id, unreportable, cancel=True)
+    def _withdraw_unvouched(self) -> None:
+        """LM Studio's last warning on this socket arrived: should it refuse a request sent
+        before it heard of this, nothing would ever say so. Every request it has not vouched
+        for yet is withdrawn instead of left to wait forever: cancelled there, failed here with
+        a connection error (the socket is replaced), and a prediction keeps its creation
+        parameter so that its stream sends it again on the fresh socket."""
+        error = (
+            "LM Studio has used up its five warnings on this socket, so it could no longer "
+            "report refusing this request; the request was withdrawn before LM Studio answered "
+            "anything about it, and the next call uses a fresh connection: retry it."
+        )
+        for channel_id in self._suspects(rpc=False, endpoint=None):
+            frame = self._unconfirmed.get(channel_id)
+            channel = self._unregister(channel_id)
+            if frame is not None:
+                channel.resend_parameter = creation_parameter(frame)
+            logger.debug("%s: withdrawing %r (warning budget used up)", self.namespace, channel)
+            channel.cancel()
+            channel._finish(LMStudioConnectionError(error))
+        for call_id in self._suspects(rpc=True, endpoint=None):
+            self._fail_request(
+                call_id, lambda _endpoint: LMStudioConnectionError(error), cancel=False
+            )
 
     def _suspects(self, *, rpc: bool, endpoint: str | None, after: int | None = None) -> list[int]:
         """The RPCs or channels (to ``endpoint``, if known) that may be a rejected request:

@@ -14,15 +14,13 @@ from typing import Final
 
 import msgspec
 
-from .._errors import LMStudioProtocolError
-
 __all__ = [
+    "creation_parameter",
     "BARRIER_PARAMETER",
     "ENDPOINT_IN_WARNING",
     "NO_PARAMETER",
     "REJECTING_KINDS",
     "WARNING_BUDGET",
-    "EndpointRejected",
     "echoed_parameter",
     "readable_warning",
     "same_json",
@@ -160,14 +158,12 @@ def sent_parameter(frame: bytes) -> object:
     return envelope.get("parameter", NO_PARAMETER)
 
 
-class EndpointRejected(LMStudioProtocolError):
-    """The server refused a request outright (unknown endpoint or invalid parameter)."""
+class _ChannelCreateFrame(msgspec.Struct, rename="camel"):
+    creation_parameter: msgspec.Raw = msgspec.Raw()
 
-    def __init__(self, message: str, *, kind: str, endpoint: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.endpoint = endpoint
 
-    @property
-    def endpoint_unknown(self) -> bool:
-        return self.kind.endswith(("EndpointUnknown", "EndpointUnhandled"))
+def creation_parameter(frame: bytes) -> msgspec.Raw | None:
+    """The ``creationParameter`` of a ``channelCreate`` frame this client sent, verbatim (to
+    send again in a new frame), or ``None`` if it has none."""
+    raw = msgspec.json.decode(frame, type=_ChannelCreateFrame).creation_parameter
+    return raw if len(raw) else None

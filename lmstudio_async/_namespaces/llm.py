@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 import msgspec
 
 from .. import _telemetry
-from .._errors import LMStudioUsageError
-from .._mux import Channel, EndpointRejected
+from .._errors import LMStudioConnectionError, LMStudioRequestRejectedError, LMStudioUsageError
+from .._mux import Channel
 from .._prediction import PredictionCallbacks, PredictionStream
 from .._prediction._callbacks import (
     COMPLETION_CALLBACKS,
@@ -239,6 +239,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             parameter["fuzzyPresetIdentifier"] = preset
         return PredictionStream(
             open_channel=lambda: self._open("predict", parameter),
+            resend=self._open,
             callbacks=callbacks,
             description=f"prediction on {self.identifier!r}",
             response_format=response_format,
@@ -328,6 +329,7 @@ class LLM(ModelHandle[LLMInstanceInfo]):
         return PredictionStream(
             open_channel=lambda: self._open("completeRawText", raw_parameter),
             fallback=lambda: self._open("predict", legacy_parameter),
+            resend=self._open,
             callbacks=callbacks_from_kwargs(
                 callbacks, method="complete", allowed=COMPLETION_CALLBACKS
             ),
@@ -439,17 +441,27 @@ class LLM(ModelHandle[LLMInstanceInfo]):
             callbacks=callbacks,
         )
 
-    async def _open(self, endpoint: str, parameter: dict[str, Any]) -> Channel:
-        connection = await self._source._connection("llm")
-        if connection.endpoint_unknown(endpoint):
-            # Answered once on this socket already: no need to spend a warning (LM Studio
-            # sends only five per socket) to learn it again; complete() falls back at once.
-            raise EndpointRejected(
-                f"LM Studio does not know the endpoint '{endpoint}'; update LM Studio.",
-                kind="channelEndpointUnknown",
-                endpoint=endpoint,
-            )
-        return await connection.open_prediction_channel(endpoint, parameter)
+    async def _open(self, endpoint: str, parameter: Any) -> Channel:
+        """Open a prediction channel; ``parameter`` is the creation parameter (or, to send a
+        withdrawn one again, its JSON as ``msgspec.Raw``)."""
+        for attempt in range(3):
+            connection = await self._source._connection("llm")
+            if connection.endpoint_unknown(endpoint):
+                # Answered once on this socket already: no need to spend a warning (LM Studio
+                # sends only five per socket) to learn it again; complete() falls back at once.
+                raise LMStudioRequestRejectedError(
+                    f"LM Studio does not know the endpoint '{endpoint}'; update LM Studio.",
+                    kind="channelEndpointUnknown",
+                    endpoint=endpoint,
+                )
+            try:
+                return await connection.open_prediction_channel(endpoint, parameter)
+            except LMStudioConnectionError:
+                # The socket was retired while this waited for a concurrency slot: the pool
+                # has a fresh one for the asking.
+                if not connection.retired or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     # -- model management (LLM-only part; the shared methods live on ModelHandle) -------------
 

@@ -11,14 +11,16 @@ import msgspec
 
 from .._errors import (
     LMStudioCancelledError,
+    LMStudioConnectionError,
     LMStudioError,
     LMStudioProtocolError,
+    LMStudioRequestRejectedError,
     LMStudioStructuredOutputError,
     LMStudioTimeoutError,
     LMStudioUsageError,
     server_error_from_payload,
 )
-from .._mux import Channel, ChannelClosed, EndpointRejected
+from .._mux import Channel, ChannelClosed
 from .._mux._channel import Packet
 from .._protocol._mending import has_surrogates, mend_text
 from .._protocol.packets import (
@@ -47,6 +49,11 @@ if TYPE_CHECKING:
 __all__ = ["PredictionStream"]
 
 ChannelOpener = Callable[[], Awaitable[Channel]]
+# Opens a prediction channel for (endpoint, creation parameter as msgspec.Raw).
+ChannelResender = Callable[[str, msgspec.Raw], Awaitable[Channel]]
+# How often one prediction is sent again after its socket withdrew it unanswered (a socket
+# retires after five warnings; a fresh one would need five more to withdraw it again).
+_MAX_RESENDS = 3
 T = TypeVar("T")
 
 _NOT_STARTED: Final = "not started"
@@ -108,6 +115,8 @@ class PredictionStream(Generic[T]):
         "_pending",
         "_progress_seen",
         "_quiet",
+        "_resend",
+        "_resends",
         "_response_format",
         "_result",
         "_result_waiters",
@@ -124,6 +133,7 @@ class PredictionStream(Generic[T]):
         open_channel: ChannelOpener,
         callbacks: PredictionCallbacks,
         fallback: ChannelOpener | None = None,
+        resend: ChannelResender | None = None,
         description: str = "prediction",
         response_format: ResponseFormat[T] | None = None,
         timeout: float | None = None,
@@ -138,6 +148,8 @@ class PredictionStream(Generic[T]):
         self._started_at = 0.0
         self._bounded = timeout is not None
         self._fallback = fallback
+        self._resend = resend
+        self._resends = 0
         self._callbacks = callbacks
         # Without fragment or progress callbacks a plain fragment needs no awaiting at all.
         self._quiet = (
@@ -322,6 +334,9 @@ class PredictionStream(Generic[T]):
     async def _open(self) -> Channel:
         opener = self._open_channel
         assert opener is not None
+        return await self._open_with(opener)
+
+    async def _open_with(self, opener: ChannelOpener) -> Channel:
         if self._timeout is None:
             return await opener()
         if self._deadline is None:
@@ -433,7 +448,31 @@ class PredictionStream(Generic[T]):
                 )
             )
             raise self._error from None  # type: ignore[misc]
-        except EndpointRejected as exc:
+        except LMStudioConnectionError as exc:
+            withdrawn = self._channel
+            parameter = withdrawn.resend_parameter if withdrawn is not None else None
+            if (
+                parameter is not None
+                and self._resend is not None
+                and self._resends < _MAX_RESENDS
+                and self._can_fall_back()
+            ):
+                # LM Studio never said anything about it before its socket ran out of
+                # warnings: nothing was read, so sending it again on a fresh socket is safe.
+                assert withdrawn is not None
+                self._resends += 1
+                resend, endpoint = self._resend, withdrawn.endpoint
+                try:
+                    channel = await self._open_with(lambda: resend(endpoint, parameter))
+                except LMStudioError as failed:
+                    self._fail(failed)
+                    raise
+                self._attach(channel)
+                self._consuming = False
+                return await self._next_fragment(for_result=for_result)
+            self._fail(exc)
+            raise
+        except LMStudioRequestRejectedError as exc:
             if exc.endpoint_unknown and self._fallback is not None and self._can_fall_back():
                 # An older LM Studio without this endpoint: retry once the compatible way.
                 fallback, self._fallback = self._fallback, None

@@ -35,6 +35,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .._errors import (
     LMStudioAuthenticationError,
+    LMStudioClientClosedError,
     LMStudioConnectionError,
     LMStudioError,
     LMStudioUsageError,
@@ -321,7 +322,9 @@ class BatchRun:
             result = await self._call(lane.model, item.input)
         except LMStudioConnectionError as exc:
             lane.dropped()
-            if isinstance(exc, LMStudioAuthenticationError) or item.attempts > self._max_retries:
+            # A refused token or a client its owner closed will not get better elsewhere.
+            final = (LMStudioAuthenticationError, LMStudioClientClosedError)
+            if isinstance(exc, final) or item.attempts > self._max_retries:
                 return self._outcome(lane, item, error=exc)
             item.retried.append(f"handle {lane.position}: {_one_line(exc)}")
             item.avoid.add(lane.position)

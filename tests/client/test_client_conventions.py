@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import copy
 import importlib
 import inspect
 import pickle
@@ -61,14 +62,30 @@ def _every_error_class() -> list[type[lms.LMStudioError]]:
     return found
 
 
-def test_every_error_the_package_raises_prints_as_a_public_class_it_can_be_caught_as() -> None:
-    classes = _every_error_class()
-    assert len(classes) > len([n for n in lms.__all__ if n.endswith("Error")])  # privates too
+def test_every_error_the_package_raises_is_a_public_class() -> None:
+    # A private class would print under a path users cannot import or catch by name.
+    classes = [c for c in _every_error_class() if c.__module__.startswith("lmstudio_async")]
+    assert len(classes) == len([n for n in lms.__all__ if n.endswith("Error")])
     for cls in classes:
         assert cls.__module__ == "lmstudio_async", cls
-        public = getattr(lms, cls.__qualname__)
-        assert issubclass(cls, public), cls
-        assert cls.__name__ == cls.__qualname__
+        assert getattr(lms, cls.__qualname__) is cls
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lms.LMStudioStructuredOutputError("Bad JSON.", content="{", stop_reason="eosFound"),
+        lms.LMStudioRequestRejectedError("Refused.", kind="rpcEndpointUnknown", endpoint="x"),
+        lms.LMStudioServerError("Boom.", payload={"title": "Boom"}),
+        lms.LMStudioNotFoundError("Nobody.", hosts_tried=("127.0.0.1:1234",)),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_errors_with_details_pickle_and_copy_with_them(error: lms.LMStudioError) -> None:
+    for copied in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+        assert type(copied) is type(error)
+        assert copied.args == error.args
+        assert vars(copied) == vars(error)
 
 
 async def test_an_operation_cut_off_by_aclose_names_the_public_closed_error(
@@ -83,6 +100,7 @@ async def test_an_operation_cut_off_by_aclose_names_the_public_closed_error(
     with pytest.raises(lms.LMStudioClientClosedError) as caught:
         await prediction
     error = caught.value
+    assert type(error) is lms.LMStudioClientClosedError
     assert isinstance(error, lms.LMStudioConnectionError)  # the socket went away under it too
     (line,) = traceback.format_exception_only(type(error), error)
     assert line.startswith("lmstudio_async.LMStudioClientClosedError: The LMStudioClient was")

@@ -16,9 +16,10 @@ from lmstudio_async import (
     LMStudioAuthenticationError,
     LMStudioConnectionError,
     LMStudioModelNotFoundError,
+    LMStudioRequestRejectedError,
     LMStudioTimeoutError,
 )
-from lmstudio_async._mux import ChannelClosed, Connection, EndpointRejected
+from lmstudio_async._mux import ChannelClosed, Connection
 from lmstudio_async._protocol.auth import Credentials
 from lmstudio_async._transport import Transport
 from lmstudio_async._transport.memory import MemoryTransport, memory_transport_pair
@@ -189,7 +190,7 @@ async def test_a_rejecting_warning_fails_the_named_request_instead_of_hanging() 
         async def call() -> None:
             try:
                 await connection.call("brandNewEndpoint")
-            except EndpointRejected as exc:
+            except LMStudioRequestRejectedError as exc:
                 failures.append(exc)
 
         tg.start_soon(call)

@@ -319,30 +319,30 @@ async def test_more_rejections_in_a_burst_than_warnings_left_never_hang(
             outcomes = await asyncio.gather(
                 *(model.respond(f"p {i}").result() for i in range(10)), return_exceptions=True
             )
-        assert all(isinstance(o, lms.LMStudioProtocolError) for o in outcomes)
-        assert all("rejected" in str(o) for o in outcomes)
+        assert all(isinstance(o, lms.LMStudioRequestRejectedError) for o in outcomes)
         assert client._open_channel_count() == 0
 
 
-async def test_the_last_warning_fails_the_requests_it_cannot_vouch_for(
+async def test_the_last_warning_sends_what_it_cannot_vouch_for_again_on_a_fresh_socket(
     simulator: Simulator,
 ) -> None:
+    # LM Studio cannot report refusing what it receives after its fifth warning: the requests
+    # it had not answered are withdrawn and sent again on a fresh socket, where a refused one
+    # is named and the good one runs.
     async with lms.LMStudioClient(simulator.base_url) as client:
         model = await client.llm.model(MODEL)
         simulator.fault_endpoint("predict", reject=True, when=lambda p: "bad" in json.dumps(p))
         with anyio.fail_after(10):
             for _ in range(4):  # four of LM Studio's five warnings used, each on its own
-                with pytest.raises(lms.LMStudioProtocolError):
+                with pytest.raises(lms.LMStudioRequestRejectedError):
                     await model.respond("bad")
             outcomes = await asyncio.gather(
                 *(model.respond(p).result() for p in ["bad", "bad", "good"]),
                 return_exceptions=True,
             )
-            assert "rejected the request to 'predict'" in str(outcomes[0])
-            assert all("no warnings left on this socket" in str(o) for o in outcomes[1:])
-            assert client._open_channel_count() == 0
-            # The socket is retired; the next request goes to a fresh one.
-            assert (await model.respond("good")).content == "You said: good"
+        assert [type(o) for o in outcomes[:2]] == [lms.LMStudioRequestRejectedError] * 2
+        assert getattr(outcomes[2], "content", outcomes[2]) == "You said: good"
+        assert client._open_channel_count() == 0
 
 
 async def test_more_rpc_rejections_sent_together_than_warnings_left_never_wait(
@@ -355,7 +355,82 @@ async def test_more_rpc_rejections_sent_together_than_warnings_left_never_wait(
             outcomes = await asyncio.gather(
                 *(model.tokenize(f"t {i}") for i in range(6)), return_exceptions=True
             )
-        assert all(isinstance(o, lms.LMStudioProtocolError) for o in outcomes)
+        rejected = [o for o in outcomes if isinstance(o, lms.LMStudioRequestRejectedError)]
+        withdrawn = [o for o in outcomes if isinstance(o, lms.LMStudioConnectionError)]
+        assert (len(rejected), len(withdrawn)) == (5, 1)
+        assert "retry it" in str(withdrawn[0])
+        with pytest.raises(lms.LMStudioRequestRejectedError):  # retried on a fresh socket
+            await model.tokenize("t 5")
+
+
+async def _budget_server(end: ServerEnd, *, refuse: str, first_socket: bool) -> None:
+    """LM Studio spending its five warnings (the last on a cancel that crossed the end of a
+    prediction) just as the next request arrives, which is then refused
+    without a word (``refuse``: an endpoint it lacks, or a prompt it refuses). Each new socket
+    has its full budget and says what it refuses."""
+    warnings = _Warnings(end)
+    first = first_socket
+    await end.accept_auth()
+    while True:
+        frame = await end.receive_json()
+        if frame["type"] == "rpcCall":
+            await _answer_rpc(end, frame)
+            continue
+        if frame["type"] != "channelCreate":
+            continue
+        refused = frame["endpoint"] == refuse or _prompt(frame) == refuse
+        if first:
+            first = False
+            for _ in range(5):  # four spent earlier, the fifth on a cancel that crossed
+                await warnings.send("channelUnknown", "Received channelSend for unknown channel")
+            if refused:
+                continue  # refused after the last warning: silence
+        if frame["endpoint"] == "completeRawText" and refuse == "completeRawText":
+            await warnings.send(
+                "channelEndpointUnknown",
+                "Received channelCreate for unknown endpoint, endpoint = completeRawText",
+            )
+        elif refused:
+            quoted = json.dumps(frame["creationParameter"], separators=(",", ":"))
+            await warnings.send(
+                "channelCreationParameterTypeError",
+                "Received invalid creationParameter for channel, endpointName = predict, "
+                f"creationParameter = {quoted}. Zod error:\n\n - history: Invalid",
+            )
+        else:
+            await _stream_reply(end, frame["channelId"], "continued")
+
+
+async def test_complete_right_after_the_last_warning_still_falls_back_instead_of_hanging() -> None:
+    sockets = 0
+
+    async def handler(end: ServerEnd) -> None:
+        nonlocal sockets
+        sockets += 1
+        await _budget_server(end, refuse="completeRawText", first_socket=sockets == 1)
+
+    async with serve_raw(handler) as server, lms.LMStudioClient(server.base_url) as client:
+        model = await client.llm.model()
+        with anyio.fail_after(10):
+            assert (await model.complete("Once upon")).content == "continued"
+
+
+async def test_a_prediction_refused_right_after_the_last_warning_is_named_on_a_fresh_socket() -> (
+    None
+):
+    sockets = 0
+
+    async def handler(end: ServerEnd) -> None:
+        nonlocal sockets
+        sockets += 1
+        await _budget_server(end, refuse="bad", first_socket=sockets == 1)
+
+    async with serve_raw(handler) as server, lms.LMStudioClient(server.base_url) as client:
+        model = await client.llm.model()
+        with anyio.fail_after(10):
+            with pytest.raises(lms.LMStudioRequestRejectedError, match="ParameterTypeError"):
+                await model.respond("bad")
+            assert (await model.respond("good")).content == "continued"
 
 
 async def test_a_rejection_without_a_kind_from_an_older_lm_studio_fails_the_request() -> None:
