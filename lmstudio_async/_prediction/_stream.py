@@ -110,6 +110,7 @@ class PredictionStream(Generic[T]):
         "_iterator_serial",
         "_iterators_opened",
         "_open_channel",
+        "_open_scope",
         "_opening",
         "_parse_error",
         "_pending",
@@ -141,6 +142,9 @@ class PredictionStream(Generic[T]):
     ) -> None:
         self._telemetry = telemetry  # None unless telemetry is on (lmstudio_async._telemetry)
         self._open_channel: ChannelOpener | None = open_channel
+        # While the prediction waits for a connection or a concurrency slot: cancel() ends
+        # the wait, so a prediction cancelled before it was sent is never sent.
+        self._open_scope: anyio.CancelScope | None = None
         # Deadlines: the caller's whole-prediction ``timeout`` and the client's phase limits.
         # ``_bounded`` is false when none applies, so the hot path then waits with no timer.
         self._timeout = timeout
@@ -303,8 +307,14 @@ class PredictionStream(Generic[T]):
         Bounded: if LM Studio does not confirm the cancel within 10 s, the channel and its
         ``max_concurrent_predictions`` slot are released and iteration or :meth:`result` raise
         :class:`LMStudioTimeoutError`; :attr:`content` keeps what arrived.
+
+        Cancelled before it started, or while still waiting for a connection or a
+        ``max_concurrent_predictions`` slot, the prediction is never sent: iteration and
+        :meth:`result` raise :class:`LMStudioCancelledError`.
         """
         self._cancel_requested = True
+        if self._open_scope is not None:
+            self._open_scope.cancel()
         if self._channel is not None and self._state == _RUNNING:
             self._channel.cancel()
 
@@ -321,11 +331,23 @@ class PredictionStream(Generic[T]):
         if self._telemetry is not None:
             self._telemetry.started()
         self._opening = True
+        channel: Channel | None = None
         try:
-            channel = await self._open()
+            with anyio.CancelScope() as self._open_scope:
+                if self._cancel_requested:  # cancelled before anything started
+                    self._open_scope.cancel()
+                channel = await self._open()
         finally:
+            self._open_scope = None
             self._opening = False
             self._wake_waiters()
+        if channel is None:
+            error = LMStudioCancelledError(
+                f"The {self._description} was cancelled before it was sent (it was waiting for "
+                "a connection or a max_concurrent_predictions slot); LM Studio never saw it."
+            )
+            self._fail(error)
+            raise error
         # The creation parameter (the whole chat) is not needed once the channel is open.
         self._open_channel = None
         self._attach(channel)

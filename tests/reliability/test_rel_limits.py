@@ -137,6 +137,31 @@ async def test_a_cancel_never_confirmed_ends_the_wait_for_the_result(how: str) -
             await anext(aiter(model.respond("two")))  # the slot was released
 
 
+async def test_a_prediction_cancelled_while_waiting_for_a_slot_is_never_sent(
+    simulator: Simulator,
+) -> None:
+    async with lms.LMStudioClient(simulator.base_url, max_concurrent_predictions=1) as client:
+        model = await client.llm.model(MODEL)
+        simulator.script(MODEL, ScriptedReply(content="a " * 50, tokens_per_second=100))
+        first = model.respond("first")
+        await anext(aiter(first))  # running: it holds the only slot
+        queued = model.respond("queued")
+        waiting = asyncio.ensure_future(queued.result())
+        await simulator.wait_for(lambda: queued._opening)  # queued for the slot
+        await queued.cancel()
+        with anyio.fail_after(10):
+            with pytest.raises(lms.LMStudioCancelledError, match="before it was sent"):
+                await waiting
+            await first
+        assert [p.content for p in simulator.predictions] == ["a " * 50]
+        await anext(aiter(model.respond("next")))  # the slot is free
+        never_started = model.respond("never")
+        await never_started.cancel()
+        with pytest.raises(lms.LMStudioCancelledError):
+            await never_started
+        assert len(simulator.predictions) == 2  # "first" and "next" only
+
+
 # -- rejections: only the rejected request fails; no call waits on a warning never sent --------
 
 
