@@ -136,12 +136,19 @@ def readable_warning(warning: str) -> str:
 
 
 def same_json(a: object, b: object) -> bool:
-    """Whether two decoded JSON values are the same JSON value: numbers by value (``1`` is
-    ``1.0``, as JavaScript writes it), but ``true`` is not ``1``; key order ignored."""
+    """Whether two decoded JSON values are the same JSON value as JavaScript reads them:
+    numbers as doubles (``1`` is ``1.0``; ``2**53 + 1`` is ``2**53``), but ``true`` is not ``1``;
+    key order ignored."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
+        # JavaScript numbers are doubles: an integer beyond 2**53 comes back rounded.
+        if a == b:
+            return True
+        try:
+            return float(a) == float(b)
+        except OverflowError:  # beyond any double: JavaScript could not have sent it
+            return False
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
     if isinstance(a, list) and isinstance(b, list):

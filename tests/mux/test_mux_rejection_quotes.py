@@ -110,6 +110,9 @@ def test_a_readable_warning_is_bounded_without_a_quote() -> None:
     ("a", "b", "same"),
     [
         ({"x": 1}, {"x": 1.0}, True),
+        ({"x": 2**53 + 1}, {"x": 2**53}, True),  # JavaScript rounds it so
+        ({"x": 2**53 + 2}, {"x": 2**53}, False),
+        ({"x": 10**400}, {"x": 1e308}, False),
         ({"a": 1, "b": [2]}, {"b": [2], "a": 1}, True),
         ({"x": True}, {"x": 1}, False),
         ({"x": False}, {"x": 0}, False),
