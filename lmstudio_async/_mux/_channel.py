@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from .._loops import call_in_loop
 from .._protocol.envelope import encode_cancel, encode_channel_send
 from .._protocol.packets import FragmentPacket
 
@@ -204,16 +204,5 @@ class Channel:
     def abandon_threadsafe(self) -> None:
         """:meth:`abandon` from a finalizer, which may run on any thread or after the loop."""
         loop = self._connection.loop
-        if loop is None:
-            return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self.abandon()
-            return
-        # A closed loop raises RuntimeError: then the socket, and LM Studio's channel with it,
-        # are gone already.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self.abandon)
+        if loop is not None:
+            call_in_loop(loop, self.abandon)

@@ -11,11 +11,11 @@ that over to the client's loop, thread-safely.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dis
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
+from .._loops import call_in_loop
 from ..types.prediction import PredictionFragment
 
 if TYPE_CHECKING:
@@ -114,17 +114,7 @@ class FragmentIterator:
         serial = self._serial
         if not serial or self._stream._iterator_serial != serial:
             return  # the common case: the loop ran to its end
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._stream._iterator_released(serial, self._stops)
-            return
-        # Collected on another thread (a cycle collection there) or after the loop: hand the
-        # decision to the client's loop; a closed loop means the socket is gone already.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._stream._iterator_released, serial, self._stops)
+        # Collected on another thread (a cycle collection there) or after the loop: the
+        # decision is the client's loop's to make.
+        if self._loop is not None:
+            call_in_loop(self._loop, self._stream._iterator_released, serial, self._stops)
