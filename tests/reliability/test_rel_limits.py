@@ -204,6 +204,32 @@ async def _answer_rpc(end: ServerEnd, frame: dict[str, Any]) -> None:
     await end.send_json({"type": "rpcResult", "callId": frame["callId"], **result})
 
 
+def _rejection(frame: dict[str, Any]) -> str:
+    """LM Studio's warning for an invalid parameter of ``frame``, quoting it as it does."""
+    if frame["type"] == "rpcCall":
+        quoted = json.dumps(frame["parameter"], separators=(",", ":"))
+        return (
+            f"Received invalid parameter for rpcCall, endpointName = {frame['endpoint']}, "
+            f"parameter = {quoted}. Zod error:\n\n  - parameter: Invalid"
+        )
+    quoted = json.dumps(frame["creationParameter"], separators=(",", ":"))
+    return (
+        f"Received invalid creationParameter for channel, endpointName = {frame['endpoint']}, "
+        f"creationParameter = {quoted}. Zod error:\n\n  - creationParameter: Invalid"
+    )
+
+
+def _reject_bad_prompts(simulator: Simulator) -> None:
+    simulator.fault_endpoint("predict", reject=True, when=lambda p: "bad" in json.dumps(p))
+
+
+async def _outcomes(model: lms.LLM, prompts: list[str]) -> list[Any]:
+    """Each prompt's result or exception, all sent together (one burst)."""
+    return await asyncio.gather(
+        *(model.respond(prompt).result() for prompt in prompts), return_exceptions=True
+    )
+
+
 async def test_a_rejected_channel_create_fails_only_itself() -> None:
     waiting: list[int] = []
     ten_waiting_and_confirmed = anyio.Event()
@@ -257,12 +283,10 @@ async def test_a_rejection_in_a_burst_fails_only_the_rejected_request(
     # them apart, but the warning quotes the refused parameter, and that names the request.
     async with lms.LMStudioClient(simulator.base_url) as client:
         model = await client.llm.model(MODEL)
-        simulator.fault_endpoint("predict", reject=True, when=lambda p: "bad" in json.dumps(p))
+        _reject_bad_prompts(simulator)
         prompts = [f"good {i}" for i in range(5)] + ["bad"] + [f"good {i}" for i in range(5, 10)]
         with anyio.fail_after(10):
-            outcomes = await asyncio.gather(
-                *(model.respond(prompt).result() for prompt in prompts), return_exceptions=True
-            )
+            outcomes = await _outcomes(model, prompts)
         rejected = outcomes.pop(5)
         assert isinstance(rejected, lms.LMStudioProtocolError)
         assert "rejected the request to 'predict'" in str(rejected)
@@ -279,12 +303,10 @@ async def test_identical_rejected_requests_in_a_burst_each_fail_alone(
     # LM Studio judges the same parameter the same way: each copy gets its own warning.
     async with lms.LMStudioClient(simulator.base_url) as client:
         model = await client.llm.model(MODEL)
-        simulator.fault_endpoint("predict", reject=True, when=lambda p: "bad" in json.dumps(p))
+        _reject_bad_prompts(simulator)
         prompts = ["good 0", "bad", "good 1", "bad", "good 2"]
         with anyio.fail_after(10):
-            outcomes = await asyncio.gather(
-                *(model.respond(prompt).result() for prompt in prompts), return_exceptions=True
-            )
+            outcomes = await _outcomes(model, prompts)
         assert all(isinstance(o, lms.LMStudioProtocolError) for o in outcomes[1::2])
         assert [getattr(o, "content", o) for o in outcomes[0::2]] == [
             f"You said: good {i}" for i in range(3)
@@ -312,13 +334,11 @@ async def test_an_rpc_rejection_after_later_calls_were_answered_still_fails_that
             await end.send_json(
                 {"type": "rpcResult", "callId": good["callId"], "result": {"tokens": [1]}}
             )
-            quoted = json.dumps(bad["parameter"], separators=(",", ":"))
             await end.send_json(
                 {
                     "type": "communicationWarning",
                     "kind": "rpcParameterTypeError",
-                    "warning": "Received invalid parameter for rpcCall, endpointName = tokenize, "
-                    f"parameter = {quoted}. Zod error:\n\n  - parameter.inputString: bad",
+                    "warning": _rejection(bad),
                 }
             )
 
@@ -341,9 +361,7 @@ async def test_more_rejections_in_a_burst_than_warnings_left_never_hang(
         model = await client.llm.model(MODEL)
         simulator.fault_endpoint("predict", reject=True)
         with anyio.fail_after(10):
-            outcomes = await asyncio.gather(
-                *(model.respond(f"p {i}").result() for i in range(10)), return_exceptions=True
-            )
+            outcomes = await _outcomes(model, [f"p {i}" for i in range(10)])
         assert all(isinstance(o, lms.LMStudioRequestRejectedError) for o in outcomes)
         assert client._open_channel_count() == 0
 
@@ -356,15 +374,12 @@ async def test_the_last_warning_sends_what_it_cannot_vouch_for_again_on_a_fresh_
     # is named and the good one runs.
     async with lms.LMStudioClient(simulator.base_url) as client:
         model = await client.llm.model(MODEL)
-        simulator.fault_endpoint("predict", reject=True, when=lambda p: "bad" in json.dumps(p))
+        _reject_bad_prompts(simulator)
         with anyio.fail_after(10):
             for _ in range(4):  # four of LM Studio's five warnings used, each on its own
                 with pytest.raises(lms.LMStudioRequestRejectedError):
                     await model.respond("bad")
-            outcomes = await asyncio.gather(
-                *(model.respond(p).result() for p in ["bad", "bad", "good"]),
-                return_exceptions=True,
-            )
+            outcomes = await _outcomes(model, ["bad", "bad", "good"])
         assert [type(o) for o in outcomes[:2]] == [lms.LMStudioRequestRejectedError] * 2
         assert getattr(outcomes[2], "content", outcomes[2]) == "You said: good"
         assert client._open_channel_count() == 0
@@ -416,12 +431,7 @@ async def _budget_server(end: ServerEnd, *, refuse: str, first_socket: bool) -> 
                 "Received channelCreate for unknown endpoint, endpoint = completeRawText",
             )
         elif refused:
-            quoted = json.dumps(frame["creationParameter"], separators=(",", ":"))
-            await warnings.send(
-                "channelCreationParameterTypeError",
-                "Received invalid creationParameter for channel, endpointName = predict, "
-                f"creationParameter = {quoted}. Zod error:\n\n - history: Invalid",
-            )
+            await warnings.send("channelCreationParameterTypeError", _rejection(frame))
         else:
             await _stream_reply(end, frame["channelId"], "continued")
 
@@ -466,13 +476,8 @@ async def test_a_rejection_without_a_kind_from_an_older_lm_studio_fails_the_requ
             if frame["type"] == "rpcCall":
                 await _answer_rpc(end, frame)
             elif frame["type"] == "channelCreate" and _prompt(frame) == "bad":
-                quoted = json.dumps(frame["creationParameter"], separators=(",", ":"))
-                warning = (
-                    "Received invalid creationParameter for channel, endpointName = predict, "
-                    f"creationParameter = {quoted}. Zod error:\n\n - history: Invalid"
-                )
                 # Builds before March 2026 send no `kind`.
-                await end.send_json({"type": "communicationWarning", "warning": warning})
+                await end.send_json({"type": "communicationWarning", "warning": _rejection(frame)})
             elif frame["type"] == "channelCreate":
                 await _stream_reply(end, frame["channelId"], "fine")
 
@@ -516,9 +521,7 @@ async def test_an_unquoted_rejection_in_a_burst_fails_the_burst_promptly_and_can
         model = await client.llm.model()
         prompts = ["good 0", "good 1", "bad", "good 2", "good 3"]
         with anyio.fail_after(10):
-            outcomes = await asyncio.gather(
-                *(model.respond(prompt).result() for prompt in prompts), return_exceptions=True
-            )
+            outcomes = await _outcomes(model, prompts)
             assert all(isinstance(o, lms.LMStudioProtocolError) for o in outcomes)
             assert all("rejected the request to 'predict'" in str(o) for o in outcomes)
             assert client._open_channel_count() == 0
@@ -542,14 +545,8 @@ async def test_a_quoted_rpc_rejection_among_calls_sent_together_fails_only_that_
             if len(held) < 3:
                 continue  # hold the burst so that nothing after the bad one is answered
             for call in held:
-                parameter = call["parameter"]
-                if parameter["inputString"] == "bad":
-                    quoted = json.dumps(parameter, separators=(",", ":"))
-                    await warnings.send(
-                        "rpcParameterTypeError",
-                        "Received invalid parameter for rpcCall, endpointName = tokenize, "
-                        f"parameter = {quoted}. Zod error:\n\n  - parameter.inputString: bad",
-                    )
+                if call["parameter"]["inputString"] == "bad":
+                    await warnings.send("rpcParameterTypeError", _rejection(call))
             for call in held:
                 if call["parameter"]["inputString"] != "bad":
                     await end.send_json(
