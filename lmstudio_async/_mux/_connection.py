@@ -639,18 +639,16 @@ class Connection:
         # sent before one it answered: only later ones can be the rejected one.
         rpc = kind.startswith("rpc")
         suspects = self._suspects(rpc=rpc, endpoint=endpoint)
-        if endpoint_unknown:
+        if endpoint_unknown and endpoint is not None:
             # An unknown endpoint refuses every request to it, and none of them runs.
+            named = self._suspects(rpc=rpc, endpoint=endpoint, after=0)
+        elif endpoint_unknown:
             named = suspects
-            if endpoint is not None:
-                named = self._suspects(rpc=rpc, endpoint=endpoint, after=0)
         else:
             # The parameter LM Studio quotes names the one. An RPC is found by it even if LM
             # Studio answered later calls first (a check that finished after theirs).
-            quoted = self._quoted(
-                warning, self._suspects(rpc=True, endpoint=endpoint, after=0) if rpc else suspects
-            )
-            named = quoted or suspects
+            quotable = self._suspects(rpc=True, endpoint=endpoint, after=0) if rpc else suspects
+            named = self._quoted(warning, quotable) or suspects
         ambiguous = len(named) > 1 and not endpoint_unknown
         if ambiguous:
             # No quote to go by, and sent before LM Studio answered anything after them: which
@@ -675,18 +673,16 @@ class Connection:
             "report refusing this request; the request was withdrawn before LM Studio answered "
             "anything about it, and the next call uses a fresh connection: retry it."
         )
-        for channel_id in self._suspects(rpc=False, endpoint=None):
+        channel_ids = self._suspects(rpc=False, endpoint=None)
+        for channel_id in channel_ids:
             frame = self._unconfirmed.get(channel_id)
-            channel = self._unregister(channel_id)
             if frame is not None:
-                channel.resend_parameter = creation_parameter(frame)
-            logger.debug("%s: withdrawing %r (warning budget used up)", self.namespace, channel)
-            channel.cancel()
-            channel._finish(LMStudioConnectionError(error))
-        for call_id in self._suspects(rpc=True, endpoint=None):
-            self._fail_request(
-                call_id, lambda _endpoint: LMStudioConnectionError(error), cancel=False
-            )
+                self._channels[channel_id].resend_parameter = creation_parameter(frame)
+        withdrawn = channel_ids + self._suspects(rpc=True, endpoint=None)
+        if withdrawn:
+            logger.debug("%s: withdrawing requests %s", self.namespace, withdrawn)
+        for request_id in withdrawn:
+            self._fail_request(request_id, lambda _: LMStudioConnectionError(error), cancel=True)
 
     def _suspects(self, *, rpc: bool, endpoint: str | None, after: int | None = None) -> list[int]:
         """The RPCs or channels (to ``endpoint``, if known) that may be a rejected request:
@@ -716,7 +712,7 @@ class Connection:
         self, request_id: int, error: Callable[[str], Exception], *, cancel: bool
     ) -> None:
         """Fail the RPC or channel ``request_id`` with ``error(endpoint)``; a channel LM Studio
-        may have taken after all is cancelled there first when ``cancel``."""
+        may have taken after all is cancelled there first when ``cancel`` (an RPC cannot be)."""
         call = self._calls.pop(request_id, None)
         if call is not None:
             if not call.future.done():
